@@ -1,0 +1,71 @@
+"""A committed change as it travels: in the change log, on pub/sub, to the hub (pure).
+
+One entry per commit. It carries the session's new wire JSON, the JSON Patch
+from its previous wire JSON, and who could see it before and after, so a
+subscriber can build any user's patch without reading Redis again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from app.models import SessionInfo
+from app.patches import Op, diff
+from app.visibility import Scoped, is_active, session_endpoints
+
+
+class Visibility(msgspec.Struct, array_like=True, frozen=True):
+    active: bool
+    endpoints: list[str]
+
+    @classmethod
+    def of(cls, session: Scoped | None) -> Visibility:
+        if session is None:
+            return cls(False, [])
+        return cls(is_active(session), sorted(session_endpoints(session)))
+
+    def sees(self, endpoint_id: str | None, whole_account: bool) -> bool:
+        if not self.active:
+            return False
+        return whole_account or (endpoint_id is not None and endpoint_id in self.endpoints)
+
+
+class ChangeEntry(msgspec.Struct, kw_only=True, frozen=True):
+    session_id: str
+    rev: int
+    before: Visibility
+    after: Visibility
+    ops: list[dict[str, Any]]  # JSON Patch relative to the session object
+    session: dict[str, Any]  # the session's wire JSON after the change
+
+
+class Change(msgspec.Struct, kw_only=True, frozen=True):
+    """A change with its place in the account's log."""
+
+    account_id: str
+    epoch: str
+    cursor: int
+    entry: ChangeEntry
+
+
+_to_builtins = msgspec.to_builtins
+entry_encoder = msgspec.json.Encoder()
+entry_decoder = msgspec.json.Decoder(ChangeEntry)
+
+
+def wire(session: SessionInfo | None) -> dict[str, Any]:
+    return {} if session is None else _to_builtins(session)
+
+
+def make_entry(before: SessionInfo | None, after: SessionInfo, rev: int) -> ChangeEntry:
+    old, new = wire(before), wire(after)
+    ops: list[Op] = diff(old, new)
+    return ChangeEntry(
+        session_id=after.id or "",
+        rev=rev,
+        before=Visibility.of(before),
+        after=Visibility.of(after),
+        ops=ops,
+        session=new,
+    )

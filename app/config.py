@@ -1,0 +1,114 @@
+"""Typed settings: `config/default.toml`, then `config/<env>.toml`, then the
+environment (upper-case names). Read once at start-up and injected."""
+
+from __future__ import annotations
+
+import base64
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import msgspec
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class ConfigError(Exception):
+    """The settings cannot run the service; the message says what to set."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str = ""
+    redis_max_connections: int = 256
+    jwt_algorithm: str = "HS256"
+    jwt_secret: str = ""
+    jwt_secret_base64: str = ""
+    jwt_public_key: str = ""
+    events_api_key: str = ""
+    max_body_bytes: int = 1_048_576
+    max_events_per_batch: int = 500
+    change_log_max_len: int = 10_000
+    ended_ttl_seconds: int = 604_800
+    dedupe_ttl_seconds: int = 604_800
+    # Twilio (webhooks): the public base URL Twilio calls, and auth tokens.
+    public_url: str = ""
+    twilio_auth_token: str = ""
+    twilio_auth_token_secondary: str = ""
+    # JSON object {"AC...": "token"} or {"AC...": ["token", "next-token"]}.
+    twilio_auth_tokens: str = ""
+    dead_letter_max_len: int = 1000
+    # Live push (/sessions/live WebSocket and SSE, /sessions/changes long-poll).
+    live_ping_interval: float = 25.0  # seconds between server pings
+    live_pong_timeout: float = 10.0  # close (3012) when a ping is not answered in time
+    live_auth_timeout: float = 5.0  # close (3502) without an auth message by then
+    live_token_grace: float = 10.0  # close (3005) this long after the token expires
+    live_queue_max_bytes: int = 1_048_576  # per-connection send queue; past it: close (3008)
+    live_write_timeout: float = 10.0  # one blocked socket write longer than this: close (3008)
+    live_max_message_bytes: int = 65_536  # inbound message size limit (3504)
+    live_replay_max_changes: int = 5_000  # resume scans at most this many changes, else reset
+    live_position_check_seconds: float = 30.0  # compare relayed position with the store
+    live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
+    live_drain_spread_ms: int = 5_000  # SIGTERM: reconnect delay hints spread over this
+    live_drain_timeout: float = 3.0  # SIGTERM: wait this long for clients to go
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def jwt_verify_key(self) -> str | bytes:
+        if self.jwt_algorithm.startswith("RS"):
+            return self.jwt_public_key
+        if self.jwt_secret_base64:
+            return base64.b64decode(self.jwt_secret_base64)
+        return self.jwt_secret.encode()
+
+    def validate(self) -> "Settings":
+        if self.jwt_algorithm not in ("HS256", "RS256"):
+            raise ConfigError(f"JWT_ALGORITHM must be HS256 or RS256, not {self.jwt_algorithm!r}")
+        if self.jwt_algorithm == "RS256" and not self.jwt_public_key:
+            raise ConfigError("JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY (PEM)")
+        if self.jwt_algorithm == "HS256" and not (self.jwt_secret or self.jwt_secret_base64):
+            raise ConfigError("no JWT key: set JWT_SECRET or JWT_SECRET_BASE64")
+        if not self.events_api_key:
+            raise ConfigError("no events API key: set EVENTS_API_KEY")
+        if self.production and not self.redis_url:
+            raise ConfigError("production needs a shared Redis: set REDIS_URL")
+        if self.twilio_auth_tokens:
+            from app.twilio.signature import parse_token_map
+
+            try:
+                parse_token_map(self.twilio_auth_tokens)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        return self
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR
+) -> Settings:
+    """Merge the config files and the environment; fail clearly if unusable."""
+    environ = os.environ if environ is None else environ
+    values = _read_toml(config_dir / "default.toml")
+    env = environ.get("APP_ENV") or values.get("env", "development")
+    values.update(_read_toml(config_dir / f"{env}.toml"))
+    values["env"] = env
+    for name in Settings.__struct_fields__:
+        raw = environ.get(name.upper())
+        if raw is not None:
+            values[name] = raw
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"bad setting: {exc}") from None
+    return settings.validate()

@@ -1,0 +1,269 @@
+"""One account's relay on this process.
+
+Publications from the broker, joins and position checks go through one queue
+and one worker, so every subscriber of the account sees changes in cursor
+order. Each subscriber carries its own position (epoch, cursor): a change is
+delivered to exactly the subscribers at `cursor - 1`; anyone further behind is
+caught up from the change log first, and anyone the log cannot serve (trimmed,
+new epoch) gets a fresh snapshot marked `reset`. Never a gap, never a repeat.
+
+Per change, the patch is built and encoded once per visibility class and the
+same Message is queued for every subscriber of that class."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from app.changes import Change
+from app.live import protocol, resume
+from app.live.outbox import Outbox
+from app.live.protocol import Close, CloseCode, Message, Position
+from app.live.resume import ChangeSource
+from app.live.views import Seen, Viewer, ops_for, seen
+from app.store import StoreUnavailable
+
+log = logging.getLogger("app.live.feed")
+STORE_ERRORS = (StoreUnavailable, aioredis.RedisError, OSError, asyncio.TimeoutError)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    viewer: Viewer
+    outbox: Outbox
+    epoch: str
+    cursor: int  # the client's state is current at epoch:cursor
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.cursor)
+
+
+@dataclass
+class Stats:
+    patches_encoded: int = 0
+    messages_queued: int = 0
+    catch_ups: int = 0
+    resets: int = 0
+    dropped_publications: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Join:
+    sub: Subscriber
+    done: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rebind:
+    sub: Subscriber
+    viewer: Viewer
+
+
+class _Check:
+    pass
+
+
+_Op = Change | _Join | _Rebind | _Check
+_CHECK = _Check()
+
+
+class Feed:
+    def __init__(self, account_id: str, source: ChangeSource, stats: Stats, *,
+                 max_changes: int, inbox_limit: int = 10_000) -> None:
+        self.account_id = account_id
+        self.subs: set[Subscriber] = set()
+        self.epoch: str | None = None  # as last seen on the channel or in the store
+        self.head = 0
+        self._source = source
+        self._stats = stats
+        self._max_changes = max_changes
+        self._inbox_limit = inbox_limit
+        self._ops: deque[_Op] = deque()
+        self._queued_changes = 0
+        self._check_queued = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.ready: asyncio.Future[None] | None = None  # the broker subscription
+
+    # -- called from other tasks (never block) -----------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"live-feed-{self.account_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for op in self._ops:
+            if isinstance(op, _Join) and not op.done.done():
+                op.done.cancel()
+
+    def publish(self, change: Change) -> None:
+        if self._queued_changes >= self._inbox_limit:
+            # Dropping is safe: the gap shows by cursor, and the check finds a lost tail.
+            self._stats.dropped_publications += 1
+            self.check()
+            return
+        self._queued_changes += 1
+        self._push(change)
+
+    def check(self) -> None:
+        """Compare every subscriber with the store's head; catch up or reset."""
+        if not self._check_queued:
+            self._check_queued = True
+            self._push(_CHECK)
+
+    async def join(self, sub: Subscriber) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._push(_Join(sub, done))
+        await done
+
+    def rebind(self, sub: Subscriber, viewer: Viewer) -> None:
+        self._push(_Rebind(sub, viewer))
+
+    def leave(self, sub: Subscriber) -> None:
+        self.subs.discard(sub)
+
+    def _push(self, op: _Op) -> None:
+        self._ops.append(op)
+        self._wake.set()
+
+    # -- the worker ---------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            while not self._ops:
+                self._wake.clear()
+                await self._wake.wait()
+            op = self._ops.popleft()
+            try:
+                await self._handle(op)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live feed %s failed; its clients will resume", self.account_id)
+                self._fail(list(self.subs))
+            finally:
+                if isinstance(op, _Join) and not op.done.done():
+                    op.done.set_result(None)
+
+    async def _handle(self, op: _Op) -> None:
+        if isinstance(op, Change):
+            self._queued_changes -= 1
+            await self._on_change(op)
+        elif isinstance(op, _Join):
+            await self._on_join(op.sub)
+        elif isinstance(op, _Rebind):
+            if op.sub in self.subs:
+                op.sub.viewer = op.viewer
+                await self._reset([op.sub])
+        else:
+            self._check_queued = False
+            await self._check()
+
+    async def _on_change(self, change: Change) -> None:
+        if change.epoch != self.epoch:
+            if self.epoch is not None:
+                log.warning("account %s: change log epoch %s -> %s", self.account_id, self.epoch, change.epoch)
+            self.epoch, self.head = change.epoch, 0
+        stale = [s for s in self.subs if s.epoch != change.epoch]
+        if stale:
+            await self._reset(stale)
+        behind = [s for s in self.subs if s.cursor < change.cursor - 1]
+        if behind:
+            await self._catch_up(behind, change.cursor - 1)
+        self._relay(change)
+
+    async def _on_join(self, sub: Subscriber) -> None:
+        self.subs.add(sub)
+        if self.epoch is None:
+            return  # nothing relayed yet: whatever follows its start arrives on the channel
+        if sub.epoch != self.epoch:
+            await self._check()
+        elif sub.cursor < self.head:
+            await self._catch_up([sub], self.head)
+
+    async def _check(self) -> None:
+        if not self.subs:
+            return
+        try:
+            epoch = await self._source.epoch(self.account_id)
+            head = await self._source.cursor(self.account_id)
+        except STORE_ERRORS as exc:
+            log.warning("account %s: position check failed: %s", self.account_id, exc)
+            return
+        if epoch != self.epoch:
+            self.epoch, self.head = epoch, head
+        self.head = max(self.head, head)
+        stale = [s for s in self.subs if s.epoch != epoch]
+        if stale:
+            await self._reset(stale)
+        behind = [s for s in self.subs if s.cursor < head]
+        if behind:
+            await self._catch_up(behind, head)
+
+    # -- delivery -----------------------------------------------------------------
+    def _relay(self, change: Change) -> None:
+        """Queue `change` for every subscriber at `cursor - 1`: one encode per class."""
+        if change.epoch == self.epoch:
+            self.head = max(self.head, change.cursor)
+        classes: dict[Seen, Message | None] = {}
+        for sub in list(self.subs):
+            if sub.epoch != change.epoch or sub.cursor != change.cursor - 1:
+                continue
+            pair = seen(change.entry, sub.viewer)
+            if pair not in classes:
+                ops = ops_for(change.entry, pair)
+                classes[pair] = protocol.patch(change.epoch, change.cursor, ops) if ops else None
+                self._stats.patches_encoded += bool(ops)
+            sub.cursor = change.cursor  # nothing to see is still "current at"
+            message = classes[pair]
+            if message is not None:
+                self._offer(sub, message)
+
+    def _offer(self, sub: Subscriber, message: Message) -> None:
+        if sub.outbox.offer(message):
+            self._stats.messages_queued += 1
+        else:
+            self.subs.discard(sub)  # too slow or closing: it will resume from its own cursor
+
+    async def _catch_up(self, behind: list[Subscriber], target: int) -> None:
+        self._stats.catch_ups += 1
+        start = min(s.cursor for s in behind)
+        try:
+            changes = await self._source.changes_since(self.account_id, start, limit=self._max_changes)
+        except STORE_ERRORS as exc:
+            log.warning("account %s: catch-up from %d failed: %s", self.account_id, start, exc)
+            self._fail(behind)
+            return
+        for change in changes or ():
+            self._relay(change)
+        still = [s for s in behind if s in self.subs and s.cursor < target]
+        if still:
+            await self._reset(still)
+
+    async def _reset(self, subs: list[Subscriber]) -> None:
+        """A fresh snapshot for each, read and encoded once per distinct viewer."""
+        groups: dict[Viewer, list[Subscriber]] = {}
+        for sub in subs:
+            groups.setdefault(sub.viewer, []).append(sub)
+        for viewer, members in groups.items():
+            try:
+                fresh = await resume.snapshot(self._source, viewer, reset=True)
+            except STORE_ERRORS as exc:
+                log.warning("account %s: reset failed: %s", self.account_id, exc)
+                self._fail(members)
+                continue
+            for sub in members:
+                if sub in self.subs and sub.viewer == viewer:
+                    self._stats.resets += 1
+                    sub.epoch, sub.cursor = fresh.epoch, fresh.cursor
+                    self._offer(sub, fresh.messages[0])
+
+    def _fail(self, subs: list[Subscriber]) -> None:
+        for sub in subs:
+            self.subs.discard(sub)
+            sub.outbox.finish(Close.of(CloseCode.SERVER_ERROR), flush=True)

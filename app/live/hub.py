@@ -1,0 +1,181 @@
+"""This process's live subscribers, by account, and their connections.
+
+The hub keeps one Feed per account with local subscribers, subscribing the
+broker to the account's channel when the first arrives and unsubscribing when
+the last leaves. It also knows every open connection, to drain them on
+shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+from app.changes import Change
+from app.config import Settings
+from app.live import protocol, resume
+from app.live.broker import Broker
+from app.live.feed import Feed, Stats, Subscriber
+from app.live.outbox import Outbox
+from app.live.protocol import Close, CloseCode, Position
+from app.live.resume import ChangeSource
+from app.live.views import Viewer
+
+log = logging.getLogger("app.live.hub")
+
+
+class Draining(Exception):
+    """The process is shutting down and takes no new subscribers."""
+
+
+class Hub:
+    def __init__(self, source: ChangeSource, broker: Broker, *, max_changes: int, replay_budget: int,
+                 check_interval: float) -> None:
+        self._source = source
+        self._broker = broker
+        self._max_changes = max_changes
+        self._replay_budget = replay_budget
+        self._check_interval = check_interval
+        self._feeds: dict[str, Feed] = {}
+        self._refs: dict[str, int] = {}
+        self._connections: set[Outbox] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._checker: asyncio.Task[None] | None = None
+        self.stats = Stats()
+        self.draining = False
+        self.running = False
+
+    async def start(self) -> None:
+        await self._broker.start(self._on_change, self._on_subscribed)
+        self._checker = asyncio.create_task(self._check_periodically(), name="live-position-check")
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._checker is not None:
+            self._checker.cancel()
+            await asyncio.gather(self._checker, return_exceptions=True)
+        for feed in list(self._feeds.values()):
+            await feed.stop()
+        self._feeds.clear()
+        self._refs.clear()
+        await self._broker.stop()
+
+    # -- connections --------------------------------------------------------------
+    def track(self, outbox: Outbox) -> None:
+        self._connections.add(outbox)
+        self._idle.clear()
+
+    def untrack(self, outbox: Outbox) -> None:
+        self._connections.discard(outbox)
+        if not self._connections:
+            self._idle.set()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def drain(self, spread_ms: int, timeout: float) -> None:
+        """Stop taking subscribers; tell every connection to reconnect elsewhere
+        after its own random delay (so they do not all return at once); close."""
+        self.draining = True
+        for outbox in list(self._connections):
+            outbox.offer(protocol.reconnect(random.randint(0, max(0, spread_ms))))
+            outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    # -- subscribers ----------------------------------------------------------------
+    async def open(self, viewer: Viewer, outbox: Outbox, since: Position | None) -> Subscriber:
+        """Bring `outbox` to the viewer's current state (replay or snapshot) and
+        keep it current. The channel is subscribed before the state is read, so
+        nothing committed after that read can be missed."""
+        if self.draining or not self.running:
+            raise Draining()
+        feed = self._retain(viewer.account_id)
+        try:
+            assert feed.ready is not None
+            await asyncio.shield(feed.ready)
+            start = await resume.start(self._source, viewer, since, max_changes=self._max_changes,
+                                       budget=self._replay_budget)
+            for message in start.messages:
+                outbox.offer(message)
+            sub = Subscriber(viewer, outbox, start.epoch, start.cursor)
+            await feed.join(sub)
+            return sub
+        except BaseException:
+            await self._release(viewer.account_id)
+            raise
+
+    async def close(self, sub: Subscriber) -> None:
+        feed = self._feeds.get(sub.viewer.account_id)
+        if feed is not None:
+            feed.leave(sub)
+        await self._release(sub.viewer.account_id)
+
+    def rebind(self, sub: Subscriber, viewer: Viewer) -> None:
+        """The user's token now says other things about what they see: a new
+        snapshot for the new view, in order with the relay."""
+        feed = self._feeds.get(sub.viewer.account_id)
+        if feed is not None:
+            feed.rebind(sub, viewer)
+
+    def _retain(self, account_id: str) -> Feed:
+        feed = self._feeds.get(account_id)
+        if feed is None:
+            feed = Feed(account_id, self._source, self.stats, max_changes=self._max_changes)
+            feed.start()
+            self._feeds[account_id] = feed
+        if feed.ready is None or (feed.ready.done() and (feed.ready.cancelled() or feed.ready.exception())):
+            feed.ready = asyncio.ensure_future(self._broker.subscribe(account_id))
+        self._refs[account_id] = self._refs.get(account_id, 0) + 1
+        return feed
+
+    async def _release(self, account_id: str) -> None:
+        refs = self._refs.get(account_id, 0) - 1
+        if refs > 0:
+            self._refs[account_id] = refs
+            return
+        self._refs.pop(account_id, None)
+        feed = self._feeds.pop(account_id, None)
+        if feed is None:
+            return
+        if feed.ready is not None and not feed.ready.done():
+            feed.ready.cancel()
+        await feed.stop()
+        if account_id in self._feeds:
+            return  # a new subscriber arrived meanwhile and kept the channel
+        try:
+            await self._broker.unsubscribe(account_id)
+        except Exception as exc:  # noqa: BLE001 - the broker resyncs its set on reconnect
+            log.warning("unsubscribe %s failed: %s", account_id, exc)
+
+    # -- from the broker ------------------------------------------------------------
+    def _on_change(self, change: Change) -> None:
+        feed = self._feeds.get(change.account_id)
+        if feed is not None:
+            feed.publish(change)
+
+    def _on_subscribed(self, account_id: str) -> None:
+        feed = self._feeds.get(account_id)
+        if feed is not None:
+            feed.check()
+
+    async def _check_periodically(self) -> None:
+        """Pub/sub can lose a message silently; a lost last change has no later
+        change to reveal the gap. Comparing with the store's head finds it."""
+        while True:
+            await asyncio.sleep(self._check_interval)
+            for feed in list(self._feeds.values()):
+                feed.check()
+
+
+def build_hub(source: ChangeSource, broker: Broker, settings: Settings) -> Hub:
+    return Hub(
+        source, broker,
+        max_changes=settings.live_replay_max_changes,
+        replay_budget=settings.live_queue_max_bytes // 2,
+        check_interval=settings.live_position_check_seconds,
+    )

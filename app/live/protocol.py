@@ -1,0 +1,262 @@
+"""The live wire protocol (pure): positions, messages, close codes.
+
+Every server message is a JSON object with a `type`. Each is encoded once into
+a `Message` whose text is shared by every connection that receives it; SSE
+framing of the same text is built once, lazily. docs/protocol.md is the spec.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+# -- positions ------------------------------------------------------------------
+
+
+class BadPosition(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a client's state stands: the account's change-log epoch and cursor.
+
+    Written `<epoch>:<cursor>`; the same text is the SSE event id, the ETag of
+    `GET /sessions/active` (quoted) and the `since` a client sends back."""
+
+    epoch: str
+    cursor: int
+
+    def __str__(self) -> str:
+        return f"{self.epoch}:{self.cursor}"
+
+    def etag(self, variant: str = "") -> str:
+        return f'"{self}{";" + variant if variant else ""}"'
+
+    @classmethod
+    def parse(cls, text: str) -> Position:
+        """`E:C`, also quoted or weak (`W/"E:C"`) as an ETag. A bare cursor has
+        no epoch: it parses, but never matches one, so it always resets."""
+        value = text.strip()
+        value = value.removeprefix("W/")
+        value = value.strip('"').split(";", 1)[0]
+        epoch, _, cursor = value.rpartition(":")
+        if not cursor.isdigit() or len(cursor) > 19:
+            raise BadPosition(f"not a position (expected <epoch>:<cursor>): {text[:80]!r}")
+        return cls(epoch, int(cursor))
+
+
+def parse_since(text: str | None) -> Position | None:
+    if text is None or not text.strip():
+        return None
+    return Position.parse(text)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list."""
+    if not if_none_match:
+        return False
+    wanted = etag.removeprefix("W/")
+    return any(t.strip() == "*" or t.strip().removeprefix("W/") == wanted for t in if_none_match.split(","))
+
+
+# -- close codes ------------------------------------------------------------------
+
+
+class CloseCode(enum.IntEnum):
+    """3000-3499: reconnect (and resume). 3500-3999: do not reconnect as is."""
+
+    SHUTDOWN = 3001
+    TOKEN_EXPIRED = 3005
+    SLOW = 3008
+    SERVER_ERROR = 3011
+    NO_PONG = 3012
+    BAD_REQUEST = 3500
+    UNAUTHORIZED = 3501
+    AUTH_TIMEOUT = 3502
+    FORBIDDEN = 3503
+    TOO_BIG = 3504
+
+    @property
+    def reconnect(self) -> bool:
+        return 3000 <= self.value < 3500
+
+
+REASONS: Final = {
+    CloseCode.SHUTDOWN: "shutdown, reconnect elsewhere",
+    CloseCode.TOKEN_EXPIRED: "token expired",
+    CloseCode.SLOW: "slow, reconnect and resume",
+    CloseCode.SERVER_ERROR: "server error, reconnect and resume",
+    CloseCode.NO_PONG: "no pong",
+    CloseCode.BAD_REQUEST: "bad request",
+    CloseCode.UNAUTHORIZED: "unauthorized",
+    CloseCode.AUTH_TIMEOUT: "no auth message in time",
+    CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.TOO_BIG: "message too big",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: CloseCode
+    reason: str = ""
+
+    @classmethod
+    def of(cls, code: CloseCode, detail: str = "") -> Close:
+        reason = f"{REASONS[code]}: {detail}" if detail else REASONS[code]
+        return cls(code, reason.encode()[:120].decode(errors="ignore"))  # close frames cap reasons at 123 bytes
+
+
+# -- server -> client ---------------------------------------------------------------
+
+
+class _Out(msgspec.Struct, tag_field="type", omit_defaults=True, rename="camel"):
+    pass
+
+
+class _Snapshot(_Out, tag="snapshot"):
+    epoch: str
+    cursor: int
+    sessions: dict[str, msgspec.Raw]
+    reset: bool = False
+
+
+class _Patch(_Out, tag="patch"):
+    cursor: int
+    ops: list[dict[str, Any]]
+
+
+class _Resumed(_Out, tag="resumed"):
+    epoch: str
+    cursor: int
+    replayed: int
+
+
+class _Ping(_Out, tag="ping"):
+    cursor: int | None = None
+
+
+class _Pong(_Out, tag="pong"):
+    pass
+
+
+class _Authenticated(_Out, tag="authenticated"):
+    expires_at: int
+
+
+class _Reconnect(_Out, tag="reconnect"):
+    reason: str
+    delay_ms: int
+
+
+class _CloseNotice(_Out, tag="close"):
+    code: int
+    reason: str
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(eq=False, slots=True)
+class Message:
+    """One encoded server message. `text` is shared by every receiver."""
+
+    kind: str
+    text: str
+    event_id: str | None = None  # SSE `id:` (the position after this message)
+    retry_ms: int | None = None  # SSE `retry:` (reconnect delay hint)
+    _sse: bytes | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.text)
+
+    def sse(self) -> bytes:
+        if self._sse is None:
+            head = f"retry: {self.retry_ms}\n" if self.retry_ms is not None else ""
+            if self.event_id is not None:
+                head += f"id: {self.event_id}\n"
+            self._sse = f"{head}data: {self.text}\n\n".encode()
+        return self._sse
+
+
+def _message(kind: str, struct: _Out, position: Position | None = None, retry_ms: int | None = None) -> Message:
+    return Message(kind, _encode(struct).decode(), str(position) if position else None, retry_ms)
+
+
+def snapshot(epoch: str, cursor: int, sessions: dict[str, bytes], reset: bool = False) -> Message:
+    raw = {sid: msgspec.Raw(blob) for sid, blob in sessions.items()}
+    return _message("snapshot", _Snapshot(epoch, cursor, raw, reset), Position(epoch, cursor))
+
+
+def patch(epoch: str, cursor: int, ops: list[dict[str, Any]]) -> Message:
+    return _message("patch", _Patch(cursor, ops), Position(epoch, cursor))
+
+
+def resumed(epoch: str, cursor: int, replayed: int) -> Message:
+    return _message("resumed", _Resumed(epoch, cursor, replayed), Position(epoch, cursor))
+
+
+def ping(position: Position | None) -> Message:
+    return _message("ping", _Ping(position.cursor if position else None), position)
+
+
+def pong() -> Message:
+    return _message("pong", _Pong())
+
+
+def authenticated(expires_at: float) -> Message:
+    return _message("authenticated", _Authenticated(int(expires_at)))
+
+
+def reconnect(delay_ms: int, reason: str = "shutdown") -> Message:
+    return _message("reconnect", _Reconnect(reason, delay_ms), retry_ms=delay_ms)
+
+
+def close_notice(close: Close) -> Message:
+    """SSE has no close frame: its last message says how and why it ended."""
+    return _message("close", _CloseNotice(int(close.code), close.reason))
+
+
+# -- client -> server ---------------------------------------------------------------
+
+
+class _In(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class Auth(_In, tag="auth"):
+    token: str
+    since: str | None = None
+
+
+class Ping(_In, tag="ping"):
+    pass
+
+
+class Pong(_In, tag="pong"):
+    pass
+
+
+Inbound = Auth | Ping | Pong
+_inbound = msgspec.json.Decoder(Inbound)
+
+
+class ProtocolError(ValueError):
+    def __init__(self, close: Close) -> None:
+        super().__init__(close.reason)
+        self.close = close
+
+
+def parse_inbound(data: str | bytes, max_bytes: int) -> Inbound:
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_bytes:
+        raise ProtocolError(Close.of(CloseCode.TOO_BIG, f"{size} > {max_bytes} bytes"))
+    try:
+        message: Inbound = _inbound.decode(data)
+        return message
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(Close.of(CloseCode.BAD_REQUEST, str(exc))) from None

@@ -1,0 +1,99 @@
+"""Where a (re)connecting client starts: replay exactly what it missed, or a snapshot.
+
+`decide` is pure: given the client's last position and the change log it
+returns the replay, or why a fresh snapshot (marked `reset`) is needed instead.
+`start` fetches what `decide` needs from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from app.changes import Change
+from app.live import protocol
+from app.live.protocol import Message, Position
+from app.live.views import Viewer, ops_for, seen, visible_sessions
+
+if TYPE_CHECKING:  # the store is an adapter; this module only needs its shape
+    from app.store import View
+
+ResetReason = Literal["epoch", "ahead", "trimmed", "too-far"]
+
+
+class ChangeSource(Protocol):
+    """The reads live push needs (SessionStore has them)."""
+
+    async def epoch(self, account_id: str) -> str: ...
+
+    async def cursor(self, account_id: str) -> int: ...
+
+    async def changes_since(self, account_id: str, cursor: int, limit: int = ...) -> list[Change] | None: ...
+
+    async def view(self, account_id: str, endpoint_id: str | None, whole_account: bool) -> View: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The messages that bring a client to `epoch:cursor`, where live relay takes over."""
+
+    epoch: str
+    cursor: int
+    messages: list[Message]
+    outcome: Literal["snapshot", "resumed", "reset"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    reason: ResetReason
+
+
+def decide(
+    since: Position, epoch: str, head: int, changes: list[Change] | None, viewer: Viewer, budget: int
+) -> Start | Reset:
+    """Replay the viewer's patches after `since`, or say why that is impossible.
+
+    A replay larger than `budget` characters is refused: a snapshot is smaller
+    and would not overflow the connection's send queue."""
+    if since.epoch != epoch:
+        return Reset("epoch")
+    if since.cursor > head:
+        return Reset("ahead")
+    if changes is None:
+        return Reset("trimmed")
+    patches: list[Message] = []
+    end, size = since.cursor, 0
+    for change in changes:
+        if change.epoch != epoch:
+            return Reset("epoch")
+        end = change.cursor
+        ops = ops_for(change.entry, seen(change.entry, viewer))
+        if ops:
+            message = protocol.patch(epoch, change.cursor, ops)
+            size += message.size
+            if size > budget:
+                return Reset("too-far")
+            patches.append(message)
+    return Start(epoch, end, [protocol.resumed(epoch, since.cursor, len(patches)), *patches], "resumed")
+
+
+async def snapshot(source: ChangeSource, viewer: Viewer, reset: bool) -> Start:
+    view = await source.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account)
+    message = protocol.snapshot(view.epoch, view.cursor, visible_sessions(viewer, view.sessions), reset)
+    return Start(view.epoch, view.cursor, [message], "reset" if reset else "snapshot")
+
+
+async def start(
+    source: ChangeSource, viewer: Viewer, since: Position | None, *, max_changes: int, budget: int
+) -> Start:
+    if since is None:
+        return await snapshot(source, viewer, reset=False)
+    account = viewer.account_id
+    epoch = await source.epoch(account)
+    head = await source.cursor(account)
+    changes = None
+    if since.epoch == epoch and since.cursor <= head:
+        changes = await source.changes_since(account, since.cursor, limit=max_changes)
+    result = decide(since, epoch, head, changes, viewer, budget)
+    if isinstance(result, Reset):
+        return await snapshot(source, viewer, reset=True)
+    return result

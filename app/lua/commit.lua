@@ -1,0 +1,54 @@
+-- Commit one change to one session, atomically: idempotency check, optimistic
+-- revision check, state, visibility indexes, cursor, change log, publish.
+--
+-- KEYS[1] session hash          KEYS[2] account active set
+-- KEYS[3] account seq counter   KEYS[4] account change log stream
+-- KEYS[5] account epoch         KEYS[6] idempotency marker (or KEYS[1] if none)
+-- KEYS[7..] endpoint index sets: the first ARGV[12] get the id, the rest lose it
+--
+-- ARGV[1] expected revision     ARGV[2] SessionInfo JSON   ARGV[3] meta JSON
+-- ARGV[4] 1 if active else 0    ARGV[5] change entry JSON  ARGV[6] epoch to use if none
+-- ARGV[7] change log max length ARGV[8] idempotency TTL (s) ARGV[9] ended TTL (s)
+-- ARGV[10] pub/sub channel      ARGV[11] session id        ARGV[12] endpoint adds
+-- ARGV[13] 1 if KEYS[6] is an idempotency marker
+--
+-- Returns {1, cursor, epoch, rev} | {0} duplicate | {-1, current rev} conflict.
+
+if ARGV[13] == '1' and redis.call('EXISTS', KEYS[6]) == 1 then
+  return {0}
+end
+
+local current = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if current ~= tonumber(ARGV[1]) then
+  return {-1, current}
+end
+local rev = current + 1
+redis.call('HSET', KEYS[1], 'info', ARGV[2], 'meta', ARGV[3], 'rev', rev)
+
+local sid = ARGV[11]
+if ARGV[4] == '1' then
+  redis.call('SADD', KEYS[2], sid)
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('SREM', KEYS[2], sid)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[9]))
+end
+local adds = tonumber(ARGV[12])
+for i = 7, #KEYS do
+  if i - 6 <= adds then
+    redis.call('SADD', KEYS[i], sid)
+  else
+    redis.call('SREM', KEYS[i], sid)
+  end
+end
+
+redis.call('SET', KEYS[5], ARGV[6], 'NX')
+local epoch = redis.call('GET', KEYS[5])
+local cursor = redis.call('INCR', KEYS[3])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], cursor .. '-0', 'e', ARGV[5])
+redis.call('PUBLISH', ARGV[10], epoch .. '\n' .. cursor .. '\n' .. ARGV[5])
+
+if ARGV[13] == '1' then
+  redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[8]))
+end
+return {1, cursor, epoch, rev}

@@ -1,0 +1,31 @@
+"""The objects the app runs on, built once in the lifespan and handed to routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import HTTPConnection
+
+from app.auth import Principal, TokenVerifier
+from app.config import Settings
+from app.store import SessionStore
+
+if TYPE_CHECKING:
+    from app.live.hub import Hub
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: SessionStore
+    verifier: TokenVerifier
+    extras: dict[str, Any] = field(default_factory=dict)
+    live: Hub | None = None  # live push; started and stopped by the lifespan
+
+    def authenticate(self, token: str | None) -> Principal:
+        return self.verifier.verify(token)
+
+
+def services(conn: HTTPConnection) -> Services:
+    return conn.app.state.services  # type: ignore[no-any-return]

@@ -1,0 +1,255 @@
+"""The session store: Redis (or the embedded in-process Redis) behind a few verbs.
+
+Writes are read -> pure transition -> one atomic Lua commit that fails on a
+concurrent change (optimistic revision check) and is then retried with the
+fresh state. Reads of a view are one Lua call returning the view and the
+cursor it is current at."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+
+from app import keys
+from app.changes import Change, ChangeEntry, entry_decoder, entry_encoder, make_entry
+from app.config import Settings
+from app.models import SessionInfo
+from app.records import SessionRecord
+from app.visibility import is_active, session_endpoints
+
+Transition = Callable[[SessionRecord | None], SessionRecord | None]
+"""Pure: the record after an input, or None when the input changes nothing."""
+
+_info_decoder = msgspec.json.Decoder(SessionInfo)
+_json = msgspec.json.Encoder()
+_MAX_ATTEMPTS = 64
+
+
+class StoreUnavailable(Exception):
+    """Redis could not be reached; nothing was stored."""
+
+
+class OwnershipConflict(Exception):
+    def __init__(self, session_id: str, owner: str) -> None:
+        super().__init__(f"Session {session_id!r} belongs to another account")
+        self.session_id = session_id
+        self.owner = owner
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    status: Literal["applied", "duplicate", "unchanged"]
+    change: Change | None = None
+    record: SessionRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    epoch: str
+    cursor: int
+    sessions: list[bytes]  # SessionInfo wire JSON, one per session
+
+
+def _script(name: str) -> str:
+    return (Path(__file__).parent / "lua" / name).read_text()
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
+class SessionStore:
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self._settings = settings
+        self._commit = redis.register_script(_script("commit.lua"))
+        self._view = redis.register_script(_script("view.lua"))
+
+    # -- reads ------------------------------------------------------------------
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (aioredis.RedisError, OSError):
+            return False
+
+    async def get(self, account_id: str, session_id: str) -> SessionRecord | None:
+        info, meta, rev = await self._call(
+            self.redis.hmget(keys.session(account_id, session_id), "info", "meta", "rev")
+        )
+        return _record(info, meta, rev)
+
+    async def _read_for_commit(
+        self, account_id: str, session_id: str, marker: str | None
+    ) -> tuple[bool, SessionRecord | None]:
+        """Whether the idempotency key was seen, and the record: one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        if marker:
+            pipe.exists(marker)
+        pipe.hmget(keys.session(account_id, session_id), "info", "meta", "rev")
+        replies = await self._call(pipe.execute())
+        seen = bool(replies[0]) if marker else False
+        return seen, _record(*replies[-1])
+
+    async def view(self, account_id: str, endpoint_id: str | None, whole_account: bool) -> View:
+        """The active sessions a viewer sees, as stored wire JSON, and their cursor."""
+        if whole_account:
+            index = keys.active(account_id)
+        elif endpoint_id:
+            index = keys.endpoint(account_id, endpoint_id)
+        else:
+            return View(await self.epoch(account_id), await self.cursor(account_id), [])
+        prefix = keys.session(account_id, "")
+        reply = await self._call(
+            self._view(keys=[index, keys.seq(account_id), keys.epoch(account_id)], args=[prefix, new_epoch()])
+        )
+        return View(epoch=_text(reply[0]), cursor=int(reply[1]), sessions=list(reply[2:]))
+
+    async def cursor(self, account_id: str) -> int:
+        return int(await self._call(self.redis.get(keys.seq(account_id))) or 0)
+
+    async def epoch(self, account_id: str) -> str:
+        proposed = new_epoch()
+        existing = await self._call(self.redis.set(keys.epoch(account_id), proposed, nx=True, get=True))
+        return proposed if existing is None else _text(existing)
+
+    async def changes_since(self, account_id: str, cursor: int, limit: int = 10_000) -> list[Change] | None:
+        """Every change after `cursor`, in order; None when the log no longer
+        reaches back that far (the caller must send a fresh snapshot)."""
+        epoch = await self.epoch(account_id)
+        # The head first: every change up to it is already in the log (INCR and
+        # XADD are one script). Read after, a commit in between looked like a trim.
+        head = await self.cursor(account_id)
+        rows = await self._call(
+            self.redis.xrange(keys.changes(account_id), min=f"({cursor}-0", max="+", count=limit + 1)
+        )
+        if len(rows) > limit:
+            return None
+        changes = [_change(account_id, epoch, eid, fields) for eid, fields in rows]
+        first_expected = cursor + 1
+        if head > cursor and (not changes or changes[0].cursor != first_expected):
+            return None
+        return changes
+
+    async def owners(self, session_ids: list[str]) -> dict[str, str | None]:
+        values = await self._call(self.redis.mget([keys.owner(s) for s in session_ids])) if session_ids else []
+        return {sid: (_text(v) if v is not None else None) for sid, v in zip(session_ids, values)}
+
+    # -- writes -----------------------------------------------------------------
+    async def claim(self, session_id: str, account_id: str) -> None:
+        """Bind a session id to an account for life; raise if another owns it."""
+        ttl = 4 * max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
+        previous = await self._call(
+            self.redis.set(keys.owner(session_id), account_id, nx=True, get=True, ex=ttl)
+        )
+        if previous is not None and _text(previous) != account_id:
+            raise OwnershipConflict(session_id, _text(previous))
+
+    async def commit(
+        self,
+        account_id: str,
+        session_id: str,
+        transition: Transition,
+        idempotency_key: str | None = None,
+    ) -> CommitResult:
+        """Apply `transition` to the session atomically, exactly once per key."""
+        marker = keys.dedupe(account_id, idempotency_key) if idempotency_key else None
+        for _ in range(_MAX_ATTEMPTS):
+            seen, current = await self._read_for_commit(account_id, session_id, marker)
+            if seen:
+                return CommitResult("duplicate")
+            proposed = _with_invariants(transition(current), account_id, session_id)
+            if proposed is None or _same(current, proposed):
+                if marker:
+                    await self._call(self.redis.set(marker, "1", nx=True, ex=self._settings.dedupe_ttl_seconds))
+                return CommitResult("unchanged", record=current)
+            result = await self._try_commit(account_id, session_id, current, proposed, marker)
+            if result is not None:
+                return result
+            await asyncio.sleep(0)
+        raise StoreUnavailable(f"session {session_id!r} is changing too fast to commit")
+
+    async def _try_commit(
+        self, account_id: str, session_id: str, current: SessionRecord | None,
+        proposed: SessionRecord, marker: str | None,
+    ) -> CommitResult | None:
+        rev = (current.rev if current else 0) + 1
+        info = proposed.info
+        entry = make_entry(current.info if current else None, info, rev)
+        before = _endpoints(current.info) if current else frozenset()
+        after = _endpoints(info)
+        adds = sorted(after)
+        removes = sorted(before - after)
+        s = self._settings
+        reply = await self._call(
+            self._commit(
+                keys=[
+                    keys.session(account_id, session_id), keys.active(account_id),
+                    keys.seq(account_id), keys.changes(account_id), keys.epoch(account_id),
+                    marker or keys.session(account_id, session_id),
+                    *(keys.endpoint(account_id, e) for e in adds + removes),
+                ],
+                args=[
+                    rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
+                    entry_encoder.encode(entry), new_epoch(), s.change_log_max_len,
+                    s.dedupe_ttl_seconds, s.ended_ttl_seconds, keys.live_channel(account_id),
+                    session_id, len(adds), int(marker is not None),
+                ],
+            )
+        )
+        status = int(reply[0])
+        if status == 0:
+            return CommitResult("duplicate")
+        if status == -1:
+            return None
+        change = Change(account_id=account_id, epoch=_text(reply[2]), cursor=int(reply[1]), entry=entry)
+        record = SessionRecord(info=info, meta=proposed.meta, rev=int(reply[3]))
+        return CommitResult("applied", change=change, record=record)
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+
+def _record(info: bytes | None, meta: bytes | None, rev: bytes | None) -> SessionRecord | None:
+    if info is None:
+        return None
+    return SessionRecord(
+        info=_info_decoder.decode(info), meta=msgspec.json.decode(meta) if meta else {}, rev=int(rev or 0)
+    )
+
+
+def _with_invariants(record: SessionRecord | None, account_id: str, session_id: str) -> SessionRecord | None:
+    """What every writer's result must satisfy: the key's identity, and `ended`
+    always a bool (C#'s non-nullable `bool Ended`: an active session says false)."""
+    if record is None:
+        return None
+    info = msgspec.structs.replace(record.info, id=session_id, account_id=account_id, ended=bool(record.info.ended))
+    return msgspec.structs.replace(record, info=info)
+
+
+def _endpoints(info: SessionInfo) -> frozenset[str]:
+    return session_endpoints(info) if is_active(info) else frozenset()
+
+
+def _same(current: SessionRecord | None, proposed: SessionRecord) -> bool:
+    return current is not None and current.info == proposed.info and current.meta == proposed.meta
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _change(account_id: str, epoch: str, entry_id: bytes | str, fields: dict[Any, Any]) -> Change:
+    cursor = int(_text(entry_id).split("-", 1)[0])
+    raw: bytes = fields.get(b"e") or fields["e"]
+    entry: ChangeEntry = entry_decoder.decode(raw)
+    return Change(account_id=account_id, epoch=epoch, cursor=cursor, entry=entry)

@@ -1,0 +1,265 @@
+"""Twilio callbacks as typed values (pure): form + query string in, a frozen
+`CallStatus` or `ConferenceEvent` out, or `CallbackInvalid` naming every bad field.
+
+Twilio may add parameters without notice, so unknown ones are ignored (they are
+still part of the signature and of the dead-letter copy). What we read is
+bounded in count and length, and checked for shape: SIDs, ids, enums, numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Annotated, Final, Literal, TypeVar
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from app.models import ResponseError
+from app.twilio.signature import Params
+
+MAX_BODY_BYTES: Final = 64 * 1024  # a real callback is ~2 KB
+MAX_PARAMS: Final = 200
+MAX_NAME: Final = 64
+MAX_VALUE: Final = 2048
+
+CALL_STATUSES: Final = (
+    "queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer", "canceled", "failed",
+)
+TERMINAL: Final = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+ROLES: Final = ("Caller", "Agent", "Transfer")
+
+_SID = {prefix: re.compile(rf"^{prefix}[0-9a-fA-F]{{32}}$") for prefix in ("CA", "CF", "AC")}
+# Context ids become parts of Redis keys: the events API's safe alphabet.
+_ID = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
+_TOKEN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")  # event names, directions, statuses, reasons
+_MAX_DISPLAY = 256
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+
+
+class CallbackInvalid(Exception):
+    def __init__(self, errors: list[ResponseError]) -> None:
+        super().__init__("; ".join(f"{e.field_name}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class Context(msgspec.Struct, frozen=True, kw_only=True):
+    """What the platform put in the callback URL's query string (signed by Twilio)."""
+
+    account_id: str | None = None
+    session_id: str | None = None
+    endpoint_id: str | None = None  # these three describe the leg the URL was given to
+    role: str | None = None
+    display_name: str | None = None
+
+
+class CallStatus(msgspec.Struct, frozen=True, kw_only=True, rename="pascal"):
+    """A call status callback: one leg's progress."""
+
+    call_sid: str
+    account_sid: str
+    call_status: str
+    sequence_number: Seq
+    timestamp: str  # canonical UTC ISO 8601 after parsing (Twilio sends RFC 2822)
+    direction: str | None = None
+    from_: str | None = msgspec.field(default=None, name="From")
+    to: str | None = None
+    parent_call_sid: str | None = None
+    caller_name: str | None = None
+    call_duration: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    sip_response_code: Annotated[int, msgspec.Meta(ge=0, le=999)] | None = None
+    context: Context = Context()
+    kind: Literal["call"] = "call"
+
+
+class ConferenceEvent(msgspec.Struct, frozen=True, kw_only=True, rename="pascal"):
+    """A conference status callback: `StatusCallbackEvent` in a conference."""
+
+    conference_sid: str
+    account_sid: str
+    status_callback_event: str
+    sequence_number: Seq
+    timestamp: str
+    friendly_name: str | None = None
+    call_sid: str | None = None
+    muted: bool | None = None
+    hold: bool | None = None
+    participant_label: str | None = None
+    participant_call_status: str | None = None
+    reason_participant_left: str | None = None
+    call_sid_ending_conference: str | None = None
+    context: Context = Context()
+    kind: Literal["conference"] = "conference"
+
+
+Callback = CallStatus | ConferenceEvent
+_C = TypeVar("_C", CallStatus, ConferenceEvent)
+
+
+def form_pairs(body: bytes) -> list[tuple[str, str]] | None:
+    """`application/x-www-form-urlencoded` pairs, blanks kept (they are signed);
+    None when the body is not UTF-8 form data at all."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                         max_num_fields=MAX_PARAMS)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
+
+
+def parse_status(query: Params, form: Params) -> CallStatus:
+    """A call status callback, or CallbackInvalid naming every problem."""
+    return _parse(CallStatus, query, form, _check_status)
+
+
+def parse_conference(query: Params, form: Params) -> ConferenceEvent:
+    """A conference status callback, or CallbackInvalid naming every problem."""
+    return _parse(ConferenceEvent, query, form, _check_conference)
+
+
+def _parse(kind: type[_C], query: Params, form: Params,
+           check: Callable[[_C, dict[str, str], list[ResponseError]], None]) -> _C:
+    errors: list[ResponseError] = []
+    values = _first_values(form, errors)
+    cb = _convert(values, kind, errors)
+    context = _context(query, errors)
+    if cb is not None:
+        _sid(cb.account_sid, "AccountSid", "AC", errors)
+        check(cb, values, errors)
+        cb = msgspec.structs.replace(cb, timestamp=_timestamp(cb.timestamp, errors), context=context)
+    _raise(errors)
+    assert cb is not None
+    return cb
+
+
+def _check_status(cb: CallStatus, values: dict[str, str], errors: list[ResponseError]) -> None:
+    _sid(cb.call_sid, "CallSid", "CA", errors)
+    if cb.parent_call_sid is not None:
+        _sid(cb.parent_call_sid, "ParentCallSid", "CA", errors)
+    if cb.call_status not in CALL_STATUSES:
+        errors.append(_err("CallStatus", f"Unknown CallStatus {cb.call_status[:32]!r}; expected one of "
+                           + ", ".join(CALL_STATUSES)))
+    _token(cb.direction, "Direction", errors)
+
+
+def _check_conference(cb: ConferenceEvent, values: dict[str, str], errors: list[ResponseError]) -> None:
+    _sid(cb.conference_sid, "ConferenceSid", "CF", errors)
+    for name in ("CallSid", "CallSidEndingConference"):
+        if (value := values.get(name)) is not None:
+            _sid(value, name, "CA", errors)
+    event = cb.status_callback_event
+    _token(event, "StatusCallbackEvent", errors)
+    if event.startswith("participant-") and cb.call_sid is None:
+        errors.append(_err("CallSid", f"'{event}' needs the participant's CallSid"))
+    _token(cb.participant_call_status, "ParticipantCallStatus", errors)
+
+
+def rfc2822_to_iso(value: str) -> str:
+    """`Fri, 17 Mar 2023 11:28:31 +0000` -> `2023-03-17T11:28:31.000Z`; ValueError if not a date."""
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"not an RFC 2822 date: {value[:64]!r}") from None
+    if dt.tzinfo is None:
+        raise ValueError(f"no time zone in {value[:64]!r}")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse(kind: str, query: str, form: Params) -> Callback:
+    """`kind` is the endpoint: "status" or "conference"."""
+    parser = parse_status if kind == "status" else parse_conference
+    return parser(query_pairs(query), form)
+
+
+def idempotency_key(kind: str, query: str, form: Params) -> str:
+    """Same signed request, same key: a retried delivery is applied once."""
+    h = hashlib.sha256(f"{kind}?{query}".encode())
+    for name, value in sorted(form):
+        h.update(b"\x00" + name.encode() + b"=" + value.encode())
+    return "tw:" + h.hexdigest()[:40]
+
+
+# ---- helpers -------------------------------------------------------------------
+
+def _err(field: str, message: str) -> ResponseError:
+    return ResponseError(error_code="ValidationError", field_name=field, message=message)
+
+
+def _raise(errors: list[ResponseError]) -> None:
+    if errors:
+        raise CallbackInvalid(errors)
+
+
+def _first_values(pairs: Params, errors: list[ResponseError]) -> dict[str, str]:
+    if len(pairs) > MAX_PARAMS:
+        errors.append(_err("(body)", f"At most {MAX_PARAMS} parameters"))
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if len(name) > MAX_NAME:
+            errors.append(_err(name[:MAX_NAME], f"Parameter names are at most {MAX_NAME} characters"))
+        elif len(value) > MAX_VALUE:
+            errors.append(_err(name, f"At most {MAX_VALUE} characters"))
+        else:
+            values.setdefault(name, value)
+    return values
+
+
+@functools.cache
+def _known_params(kind: type[msgspec.Struct]) -> frozenset[str]:
+    """The form parameters a callback type reads; resolved once per type (hot path)."""
+    return frozenset({f.encode_name for f in msgspec.structs.fields(kind)} - {"Context", "Kind"})
+
+
+def _convert(values: dict[str, str], kind: type[_C], errors: list[ResponseError]) -> _C | None:
+    known = _known_params(kind)
+    try:
+        return msgspec.convert({k: v for k, v in values.items() if k in known}, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = re.search(r"missing required field `(\w+)`", text) or re.search(r"`\$\.(\w+)`", text)
+        errors.append(_err(where.group(1) if where else "(body)", text))
+        return None
+
+
+def _context(query: Params, errors: list[ResponseError]) -> Context:
+    values = _first_values(query, errors)
+    ctx = Context(**{
+        attr: values.get(wire) or None
+        for attr, wire in (("account_id", "accountId"), ("session_id", "sessionId"),
+                           ("endpoint_id", "endpointId"), ("role", "role"), ("display_name", "displayName"))
+    })
+    for attr, wire in (("account_id", "accountId"), ("session_id", "sessionId"), ("endpoint_id", "endpointId")):
+        value = getattr(ctx, attr)
+        if value is not None and not _ID.match(value):
+            errors.append(_err(wire, "1-128 characters of A-Z a-z 0-9 _ . : @ + -"))
+    if ctx.role is not None and ctx.role not in ROLES:
+        errors.append(_err("role", f"Unknown role {ctx.role[:32]!r}; expected one of {', '.join(ROLES)}"))
+    if ctx.display_name is not None and len(ctx.display_name) > _MAX_DISPLAY:
+        errors.append(_err("displayName", f"At most {_MAX_DISPLAY} characters"))
+    return ctx
+
+
+def _sid(value: str, field: str, prefix: str, errors: list[ResponseError]) -> None:
+    if not _SID[prefix].match(value):
+        errors.append(_err(field, f"Not a Twilio SID ({prefix} + 32 hex digits)"))
+
+
+def _token(value: str | None, field: str, errors: list[ResponseError]) -> None:
+    if value is not None and not _TOKEN.match(value):
+        errors.append(_err(field, "Lower-case letters, digits, '-' and '_' only"))
+
+
+def _timestamp(value: str, errors: list[ResponseError]) -> str:
+    try:
+        return rfc2822_to_iso(value)
+    except ValueError as exc:
+        errors.append(_err("Timestamp", str(exc)))
+        return value

@@ -1,0 +1,1 @@
+"""HTTP adapters: thin routes that turn requests into calls on the store."""

@@ -1,0 +1,78 @@
+"""The console: `GET /` (the page), `/static/*` (its files and the browser
+client library) and, in development only, a token minting endpoint for a demo user."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Final
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.auth import mint_token
+from app.config import Settings
+from app.services import services
+from app.simulator.cast import demo_identity
+from app.web.errors import ApiError
+from app.web.requests import read_body
+
+STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
+DEV_TOKEN_TTL: Final = 3600
+# Everything the page needs is served from here: no external assets, no inline code.
+PAGE_HEADERS: Final = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class DevTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    role: str = "agent"  # "agent" or "manager"
+
+
+def dev_tokens_enabled(settings: Settings) -> bool:
+    return settings.env == "development" and settings.jwt_algorithm == "HS256"
+
+
+async def page(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+async def console_config(request: Request) -> JSONResponse:
+    return JSONResponse({"devTokens": dev_tokens_enabled(services(request).settings)},
+                        headers={"Cache-Control": "no-store"})
+
+
+async def dev_token(request: Request) -> JSONResponse:
+    """A signed token for the demo agent or manager. Development only: anywhere
+    else this route does not exist (404), so it cannot mint in production."""
+    settings = services(request).settings
+    if not dev_tokens_enabled(settings):
+        raise ApiError(404, "NotFound", "Not found")
+    body = await read_body(request, 1024)
+    try:
+        wanted = msgspec.json.decode(body or b"{}", type=DevTokenRequest)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "ValidationError", f"Invalid request: {exc}") from None
+    if wanted.role not in ("agent", "manager"):
+        raise ApiError(400, "ValidationError", "role must be 'agent' or 'manager'")
+    identity = demo_identity(manager=wanted.role == "manager")
+    now = time.time()
+    token = mint_token(settings.jwt_verify_key(), ttl_seconds=DEV_TOKEN_TTL, now=now, **identity)  # type: ignore[arg-type]
+    return JSONResponse({"token": token, "expiresAt": int(now) + DEV_TOKEN_TTL},
+                        headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", page, methods=["GET", "HEAD"]),
+        Route("/console/config", console_config, methods=["GET"]),
+        Route("/console/dev-token", dev_token, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]

@@ -1,0 +1,8 @@
+"""What the service is measured against, each run under uvicorn exactly as the service is.
+
+- `check_and_store`: the ceiling for ingest, a bare Starlette route that checks the same Twilio
+  signature and does one Redis SET.
+- `snapshot_ceiling`: the ceiling for snapshot reads, a bare Starlette route returning the same
+  bytes from memory.
+- `socketio_server`: what users would pick instead for live push, python-socketio with
+  AsyncRedisManager doing the same fan-out job."""

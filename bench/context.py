@@ -1,0 +1,33 @@
+"""What every scenario gets: the sizes, the shared Redis, the service processes, and a log.
+
+`services` holds max(2, procs) processes: the HTTP scenarios use the first `procs`; the live
+scenarios keep their sockets on the first and post events to the others, so the process that
+holds the sockets does only the push (events reach it through Redis, as in production)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from bench.procs import ServiceProcess
+from bench.sizes import Sizes
+
+
+@dataclass
+class Context:
+    sizes: Sizes
+    redis_url: str
+    services: list[ServiceProcess]
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def http_services(self) -> list[ServiceProcess]:
+        return self.services[: self.sizes.procs]
+
+    @property
+    def ports(self) -> list[int]:
+        return [s.port for s in self.http_services]
+
+    def log(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,124 @@
+"""The one command: start Redis and the service, run each scenario for a bounded time against
+its baseline, write `bench/results/<stamp>.{md,json,png}`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import redis
+
+from bench import report
+from bench.context import Context
+from bench.model import ScenarioResult
+from bench.procs import ROOT, RedisServer, start_services
+from bench.scenarios import ORDER
+from bench.sizes import DEFAULT, QUICK, Sizes
+from bench.workers import raise_fd_limit
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, sub-second phases (CI)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every count and rate")
+    p.add_argument("--only", help=f"comma-separated subset of: {','.join(ORDER)}")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    p.add_argument("--duration", type=float, help="seconds per measured phase")
+    p.add_argument("--procs", type=int, help="service processes (and baseline processes)")
+    p.add_argument("--loadgens", type=int, help="HTTP load-generator processes")
+    p.add_argument("--fleets", type=int, help="WebSocket client processes")
+    p.add_argument("--connections", type=int, help="HTTP connections per load generator")
+    p.add_argument("--push-sockets", type=_ints, help="e.g. 100,1000,5000")
+    p.add_argument("--push-rates", type=_ints, help="events/s, e.g. 100,1000")
+    p.add_argument("--fanout-sockets", type=int)
+    p.add_argument("--fanout-rate", type=int, help="events/s offered in the fan-out scenario")
+    p.add_argument("--memory-sockets", type=_ints, help="e.g. 1000,5000")
+    p.add_argument("--resume-sockets", type=int)
+    p.add_argument("--profile", action="store_true",
+                   help="sample the service with py-spy during each scenario; top frames go in the report")
+    return p
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    sizes = (QUICK if args.quick else DEFAULT).scaled(args.scale)
+    overrides = {
+        "duration": args.duration, "procs": args.procs, "loadgens": args.loadgens, "fleets": args.fleets,
+        "http_connections": args.connections, "push_sockets": args.push_sockets, "push_rates": args.push_rates,
+        "fanout_sockets": args.fanout_sockets, "fanout_rate": args.fanout_rate,
+        "memory_sockets": args.memory_sockets, "resume_sockets": args.resume_sockets,
+    }
+    return sizes.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    sizes = sizes_from(args)
+    chosen = [s.strip() for s in args.only.split(",")] if args.only else list(ORDER)
+    unknown = set(chosen) - set(ORDER)
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(sorted(unknown))}; choose from {', '.join(ORDER)}", file=sys.stderr)
+        return 2
+    raise_fd_limit()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    doc = {"stamp": stamp, "command": command.strip(), "mode": "quick" if args.quick else "default",
+           "scale": args.scale, "sizes": vars(sizes) | {}, "machine": report.machine_facts()}
+    started = time.monotonic()
+    results: list[ScenarioResult] = []
+    errors: dict[str, str] = {}
+    server = RedisServer()
+    services = []
+    try:
+        services = start_services(server.url, max(2, sizes.procs))
+        ctx = Context(sizes=sizes, redis_url=server.url, services=services)
+        ctx.log(f"redis {server.url}; service on ports {[s.port for s in services]}; sizes {sizes}")
+        for key in (k for k in ORDER if k in chosen):
+            ctx.log(f"scenario {key}")
+            redis.Redis.from_url(server.url).flushall()
+            try:
+                module = importlib.import_module(f"bench.scenarios.{key}")
+                profiler = _profiler(args, ctx, key)
+                try:
+                    result = module.run(ctx)
+                finally:
+                    if profiler is not None:
+                        profile = profiler.finish()
+                if profiler is not None:
+                    result.raw["profile_top"] = profile
+                results.append(result)
+            except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the others
+                errors[key] = f"{type(exc).__name__}: {exc}"
+                ctx.log(f"scenario {key} FAILED:\n{traceback.format_exc()}")
+            for svc in services:
+                if svc.proc.poll() is not None:
+                    raise RuntimeError(f"service on :{svc.port} died:\n{svc.output()[-3000:]}")
+    finally:
+        for svc in services:
+            svc.stop()
+        server.stop()
+    doc["wall_seconds"] = time.monotonic() - started
+    doc["errors"] = errors
+    paths = report.write(args.out, stamp, doc, results)
+    print((paths["md"]).read_text())
+    for path in paths.values():
+        print(f"wrote {path}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _profiler(args: argparse.Namespace, ctx: Context, key: str):  # type: ignore[no-untyped-def]
+    if not args.profile:
+        return None
+    from bench.profile import Profiler
+
+    return Profiler([s.proc.pid for s in ctx.services], args.out / f"profile-{key}")

@@ -1,0 +1,97 @@
+"""2. Push latency: from an event's send time (a `time.time_ns()` stamp inside it) to the patch
+arriving at each subscribed socket, at fixed event rates, with 100 / 1,000 / 5,000 sockets
+spread over the accounts (per account one manager, the rest users on their own endpoints), all
+on one server process; the events are posted to another process of the same server and reach
+the sockets' process through Redis. Against python-socketio + AsyncRedisManager doing the same
+job in the same topology."""
+
+from __future__ import annotations
+
+import time
+
+from bench import stats
+from bench import world as w
+from bench.context import Context
+from bench.model import ScenarioResult, Target
+from bench.procs import machine_busy
+from bench.scenarios import live
+from bench.wsfleet import Fleets
+
+SESSIONS_PER_ENDPOINT = 2
+
+
+def push_world(prefix: str, sockets: int, per_account: int) -> tuple[w.World, list[w.Viewer]]:
+    accounts = max(1, -(-sockets // per_account))
+    world = w.World(prefix, accounts, max(1, per_account - 1), SESSIONS_PER_ENDPOINT)
+    return world, world.viewers(sockets, managers_per_account=1)
+
+
+def run(ctx: Context) -> ScenarioResult:
+    s = ctx.sizes
+    res = ScenarioResult(
+        "push", "2. Push latency",
+        f"event sent → patch received (one clock), {s.duration:g} s per rate at {', '.join(map(str, s.push_rates))} "
+        f"events/s posted to a second process, with {', '.join(map(str, s.push_sockets))} sockets on one process "
+        f"({s.sockets_per_account} per account); baseline python-socketio + AsyncRedisManager, same topology")
+    sio, sio_procs = live.socketio(ctx)
+    fleets = Fleets(s.fleets)
+    measured: dict[tuple[str, int, int], dict[str, float]] = {}
+    try:
+        for n in s.push_sockets:
+            world, viewers = push_world(f"push{n}", n, s.sockets_per_account)
+            fan = live.receivers_per_event(world, viewers)
+            for server in (live.service(ctx), sio):
+                live.seed_and_subscribe(ctx, res, fleets, server, world, viewers, f"{server.name}, {n} sockets")
+                for rate in s.push_rates:
+                    fleets.reset()
+                    push0, all0, t0, m0 = server.socket_cpu(), server.cpu(), time.monotonic(), machine_busy()
+                    sent = live.send_events(ctx, server, world, rate, f"push{n}r{rate}{server.kind}")
+                    fleets.drain(int(sent.ok * fan))
+                    wall = time.monotonic() - t0
+                    got = fleets.collect()
+                    summ = stats.summary(got.latencies)
+                    summ["delivered"] = got.frames / max(1.0, sent.ok * fan)
+                    summ["events_per_s"] = sent.ok / max(1e-9, sent.elapsed)
+                    # Busy share of one core, over the phase (sender start-up and drain included).
+                    summ["push_process_cpu"] = (server.socket_cpu() - push0) / wall
+                    summ["ingest_processes_cpu"] = (server.cpu() - all0) / wall - summ["push_process_cpu"]
+                    m1 = machine_busy()
+                    summ["machine_busy"] = (m1[0] - m0[0]) / max(1e-9, m1[1] - m0[1])
+                    post = sent.summary()
+                    summ["post_p50"], summ["post_p99"] = post["p50"], post["p99"]
+                    measured[(server.name, n, rate)] = summ
+                    ctx.log(f"  {server.name} {n} sockets @ {rate}/s: p50 {summ['p50']:.2f} p99 {summ['p99']:.2f} "
+                            f"max {summ['max']:.1f} ms, delivered {summ['delivered']:.0%} "
+                            f"({got.frames} frames, closes {dict(got.closes)}); CPU busy: push process "
+                            f"{summ['push_process_cpu']:.0%}, ingest {summ['ingest_processes_cpu']:.0%}, machine "
+                            f"{summ['machine_busy']:.0%}; event POST p50 {post['p50']:.1f} p99 {post['p99']:.1f} ms")
+                fleets.disconnect(forget=True)
+    finally:
+        fleets.stop()
+        live.stop(sio_procs)
+    for n in s.push_sockets:
+        for rate in s.push_rates:
+            ours, base = measured[("service", n, rate)], measured[("socket.io", n, rate)]
+            for k in ("p50", "p99", "max"):
+                res.metric(f"{k}, {n} sockets @ {rate} ev/s", "ms", ours[k], base[k], "python-socketio", "lower")
+            res.metric(f"delivered, {n} sockets @ {rate} ev/s", "%", 100 * ours["delivered"],
+                       100 * base["delivered"], "python-socketio")
+            res.metric(f"event POST p99 (ingest side), {n} sockets @ {rate} ev/s", "ms", ours["post_p99"],
+                       base["post_p99"], "python-socketio", "lower")
+            res.latency[f"ours {n}s@{rate}/s"] = ours
+            res.latency[f"sio {n}s@{rate}/s"] = base
+    res.raw["measured"] = {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in measured.items()}
+    busiest = max(measured.values(), key=lambda v: v["machine_busy"])
+    res.notes.append(f"machine CPU busy during the phases: up to {busiest['machine_busy']:.0%} of all cores "
+                     "(service, Redis, generators and clients share them); per-phase CPU of the push and "
+                     "ingest processes is in the JSON")
+    key = ("service", 1000, 1000)
+    if key in measured:
+        p99 = measured[key]["p99"]
+        ok = p99 < 10.0 and measured[key]["delivered"] >= 0.999
+        res.targets.append(Target("Push p99 under 10 ms at 1,000 events/s with 1,000 sockets on one process", ok,
+                                  f"p99 {p99:.2f} ms, delivered {measured[key]['delivered']:.1%}"))
+    else:
+        res.targets.append(Target("Push p99 under 10 ms at 1,000 events/s with 1,000 sockets on one process", None,
+                                  "not run at 1,000 sockets and 1,000 events/s"))
+    return res

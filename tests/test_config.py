@@ -1,0 +1,35 @@
+import pytest
+
+from app.config import ConfigError, load_settings
+
+
+def test_environment_overrides_files() -> None:
+    s = load_settings({"APP_ENV": "test", "PORT": "9123", "REDIS_URL": "redis://x:1/0"})
+    assert s.port == 9123 and s.redis_url == "redis://x:1/0" and s.events_api_key == "test-events-key"
+
+
+def test_development_runs_without_any_environment() -> None:
+    s = load_settings({})
+    assert s.env == "development" and s.redis_url == "" and s.jwt_secret
+
+
+def test_production_without_secrets_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        load_settings({"APP_ENV": "production", "REDIS_URL": "redis://x/0"})
+    with pytest.raises(ConfigError, match="EVENTS_API_KEY"):
+        load_settings({"APP_ENV": "production", "REDIS_URL": "redis://x/0", "JWT_SECRET": "s" * 32})
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        load_settings({"APP_ENV": "production", "JWT_SECRET": "s" * 32, "EVENTS_API_KEY": "k"})
+
+
+def test_base64_secret_and_rs256() -> None:
+    s = load_settings({"APP_ENV": "production", "REDIS_URL": "redis://x/0", "JWT_SECRET_BASE64": "YWJj",
+                       "EVENTS_API_KEY": "k"})
+    assert s.jwt_verify_key() == b"abc"
+    with pytest.raises(ConfigError, match="JWT_PUBLIC_KEY"):
+        load_settings({"APP_ENV": "test", "JWT_ALGORITHM": "RS256"})
+
+
+def test_bad_value_is_named() -> None:
+    with pytest.raises(ConfigError, match="port"):
+        load_settings({"APP_ENV": "test", "PORT": "eighty"})

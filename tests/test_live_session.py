@@ -1,0 +1,114 @@
+"""One connection's state machine and its bounded outbox (pure, no sockets)."""
+
+import asyncio
+import math
+
+import pytest
+
+from app.live import protocol
+from app.live.outbox import Outbox
+from app.live.protocol import Auth, Close, CloseCode, Ping, Pong
+from app.live.session import (
+    Authenticate,
+    ConnectionState,
+    Finish,
+    IllegalTransition,
+    Phase,
+    SendPing,
+    SendPong,
+    Timing,
+)
+
+TIMING = Timing(auth_timeout=5, ping_interval=25, pong_timeout=10, token_grace=10)
+
+
+def live(now: float = 0, expires_at: float = 1000) -> ConnectionState:
+    state = ConnectionState(TIMING, now)
+    state.authenticated(expires_at, now)
+    return state
+
+
+def test_only_an_auth_message_is_accepted_first_and_in_time() -> None:
+    state = ConnectionState(TIMING, now=100)
+    assert state.phase is Phase.AUTHENTICATING and state.deadline() == 105
+    assert state.on_timer(104) is None
+    assert state.on_timer(105) == Finish(Close.of(CloseCode.AUTH_TIMEOUT))
+    assert state.on_message(Ping()) == Finish(Close.of(CloseCode.BAD_REQUEST, "authenticate first"))
+    assert state.on_message(Auth("t", "e:1")) == Authenticate("t", "e:1", refresh=False)
+
+
+def test_live_pings_then_closes_without_a_pong() -> None:
+    state = live(now=0)
+    assert state.phase is Phase.LIVE and state.deadline() == 25
+    assert state.on_timer(25) == SendPing()
+    assert state.deadline() == 35  # the pong is due before the next ping
+    assert state.on_timer(35) == Finish(Close.of(CloseCode.NO_PONG))
+
+
+def test_a_pong_clears_the_deadline() -> None:
+    state = live(now=0)
+    state.on_timer(25)
+    assert state.on_message(Pong()) is None
+    assert state.deadline() == 50 and state.on_timer(35) is None
+
+
+def test_client_pings_are_answered_and_auth_again_is_a_refresh() -> None:
+    state = live()
+    assert state.on_message(Ping()) == SendPong()
+    assert state.on_message(Auth("t2")) == Authenticate("t2", None, refresh=True)
+
+
+def test_an_expired_token_closes_after_the_grace_unless_refreshed() -> None:
+    state = live(now=0, expires_at=20)
+    assert state.deadline() == 25  # ping at 25 and expiry+grace at 30
+    state.on_timer(25)
+    state.on_message(Pong())
+    assert state.on_timer(30) == Finish(Close.of(CloseCode.TOKEN_EXPIRED))
+    refreshed = live(now=0, expires_at=20)
+    refreshed.authenticated(expires_at=500, now=15)
+    assert refreshed.on_timer(30) == SendPing()  # not a close: the refresh moved the expiry
+
+
+def test_one_way_transports_get_pings_but_owe_no_pong() -> None:
+    state = ConnectionState(Timing(5, 25, None, 10), 0)
+    state.authenticated(1000, 0)
+    assert state.on_timer(25) == SendPing() and state.deadline() == 50
+
+
+def test_closed_is_final() -> None:
+    state = live()
+    state.closed()
+    assert state.deadline() == math.inf
+    with pytest.raises(IllegalTransition):
+        state.on_message(Ping())
+    with pytest.raises(IllegalTransition):
+        state.authenticated(1, 1)
+
+
+async def test_outbox_is_bounded_and_closes_slow_consumers_unflushed() -> None:
+    outbox = Outbox(max_bytes=100)
+    big = protocol.patch("e", 1, [{"op": "add", "path": "/x", "value": "y" * 200}])
+    assert outbox.offer(big)  # one oversized message still fits an empty queue
+    assert not outbox.offer(protocol.pong())
+    assert outbox.closing == Close.of(CloseCode.SLOW) and outbox.aborted.is_set()
+    assert len(outbox) == 0 and await outbox.next() is None
+
+
+async def test_outbox_flushes_before_a_graceful_finish() -> None:
+    outbox = Outbox(max_bytes=1000)
+    first, second = protocol.pong(), protocol.reconnect(10)
+    outbox.offer(first)
+    outbox.offer(second)
+    outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=True)
+    assert not outbox.offer(protocol.pong()) and not outbox.aborted.is_set()
+    assert [await outbox.next(), await outbox.next(), await outbox.next()] == [first, second, None]
+
+
+async def test_outbox_wakes_a_waiting_writer() -> None:
+    outbox = Outbox(max_bytes=1000)
+    waiter = asyncio.ensure_future(outbox.next())
+    await asyncio.sleep(0)
+    message = protocol.pong()
+    outbox.offer(message)
+    assert await asyncio.wait_for(waiter, 1) is message
+    assert outbox.queued_bytes == 0

@@ -1,0 +1,120 @@
+"""Store logic, on real Redis and on fakeredis (the embedded store)."""
+
+import asyncio
+
+import msgspec
+import pytest
+
+from app import keys
+from app.models import SessionInfo, SessionMemberInfo
+from app.records import SessionRecord
+from app.store import OwnershipConflict, SessionStore
+
+
+def setting(**changes: object) -> SessionRecord:
+    def transition(current: SessionRecord | None) -> SessionRecord:
+        info = current.info if current else SessionInfo()
+        return SessionRecord(info=msgspec.structs.replace(info, **changes), meta=current.meta if current else {})
+    return transition  # type: ignore[return-value]
+
+
+async def test_commit_writes_state_indexes_cursor_and_log(store: SessionStore) -> None:
+    r1 = await store.commit("A", "S1", setting(endpoint_id="E1", call_state="Ringing"), "ev1")
+    assert r1.status == "applied" and r1.change and r1.change.cursor == 1
+    rec = await store.get("A", "S1")
+    assert rec and rec.rev == 1 and rec.info.id == "S1" and rec.info.account_id == "A"
+    view = await store.view("A", "E1", whole_account=False)
+    assert view.cursor == 1 and [msgspec.json.decode(s)["id"] for s in view.sessions] == ["S1"]
+    assert (await store.view("A", "E2", False)).sessions == []
+    assert len((await store.view("A", None, True)).sessions) == 1
+    changes = await store.changes_since("A", 0)
+    assert changes is not None and [c.cursor for c in changes] == [1]
+    assert changes[0].entry.after.endpoints == ["E1"] and changes[0].epoch == view.epoch
+
+
+async def test_idempotency_key_applies_once(store: SessionStore) -> None:
+    assert (await store.commit("A", "S1", setting(destination="1"), "ev1")).status == "applied"
+    assert (await store.commit("A", "S1", setting(destination="2"), "ev1")).status == "duplicate"
+    rec = await store.get("A", "S1")
+    assert rec and rec.info.destination == "1" and await store.cursor("A") == 1
+
+
+async def test_no_change_is_not_logged(store: SessionStore) -> None:
+    await store.commit("A", "S1", setting(destination="1"), "ev1")
+    assert (await store.commit("A", "S1", setting(destination="1"), "ev2")).status == "unchanged"
+    assert await store.cursor("A") == 1
+    assert (await store.commit("A", "S1", setting(destination="3"), "ev2")).status == "duplicate"
+
+
+async def test_visibility_moves_with_members_and_end(store: SessionStore) -> None:
+    await store.commit("A", "S1", setting(endpoint_id="E1"))
+    await store.commit("A", "S1", setting(endpoint_id="E1", members=[SessionMemberInfo(endpoint_id="E2")]))
+    assert len((await store.view("A", "E2", False)).sessions) == 1
+    await store.commit("A", "S1", setting(endpoint_id="E9", members=[]))
+    assert (await store.view("A", "E1", False)).sessions == []
+    assert (await store.view("A", "E2", False)).sessions == []
+    await store.commit("A", "S1", setting(ended=True))
+    assert (await store.view("A", "E9", False)).sessions == []
+    assert (await store.view("A", None, True)).sessions == []
+    ttl = await store.redis.ttl(keys.session("A", "S1"))
+    assert 0 < ttl <= store._settings.ended_ttl_seconds
+
+
+async def test_concurrent_commits_serialise(store: SessionStore) -> None:
+    def append(n: int):  # type: ignore[no-untyped-def]
+        def t(current: SessionRecord | None) -> SessionRecord:
+            log = list(current.info.log or []) if current else []
+            return SessionRecord(info=SessionInfo(log=[*log, {"message": str(n)}]))  # type: ignore[list-item]
+        return t
+    await asyncio.gather(*(store.commit("A", "S1", append(n), f"e{n}") for n in range(30)))
+    rec = await store.get("A", "S1")
+    assert rec and rec.rev == 30 and sorted(int(e.message) for e in rec.info.log or []) == list(range(30))
+    changes = await store.changes_since("A", 0)
+    assert changes is not None and [c.cursor for c in changes] == list(range(1, 31))
+
+
+async def test_changes_since_reports_when_log_no_longer_reaches(store: SessionStore) -> None:
+    for i in range(5):
+        await store.commit("A", "S1", setting(destination=str(i)))
+    tail = await store.changes_since("A", 3)
+    assert tail is not None and [c.cursor for c in tail] == [4, 5]
+    assert await store.changes_since("A", 5) == []
+    await store.redis.xtrim(keys.changes("A"), maxlen=2, approximate=False)
+    assert await store.changes_since("A", 1) is None
+    assert [c.cursor for c in await store.changes_since("A", 3) or []] == [4, 5]
+
+
+async def test_session_belongs_to_one_account(store: SessionStore) -> None:
+    await store.claim("S1", "A")
+    await store.claim("S1", "A")
+    with pytest.raises(OwnershipConflict):
+        await store.claim("S1", "B")
+    assert await store.owners(["S1", "S2"]) == {"S1": "A", "S2": None}
+
+
+async def test_change_entry_patch_turns_old_into_new(store: SessionStore) -> None:
+    import jsonpatch
+
+    await store.commit("A", "S1", setting(endpoint_id="E1", log=[]))
+    before = msgspec.to_builtins((await store.get("A", "S1")).info)  # type: ignore[union-attr]
+    r = await store.commit("A", "S1", setting(endpoint_id="E1", call_state="Hold", log=[{"message": "x"}]))
+    assert r.change is not None
+    assert jsonpatch.apply_patch(before, r.change.entry.ops) == r.change.entry.session
+
+
+async def test_epoch_is_stable_until_redis_loses_it(store: SessionStore) -> None:
+    first = await store.epoch("A")
+    assert await store.epoch("A") == first
+    await store.redis.delete(keys.epoch("A"))
+    assert await store.epoch("A") != first
+
+
+async def test_everything_one_event_touches_shares_the_account_hash_tag(store: SessionStore) -> None:
+    await store.claim("S1", "A")
+    await store.commit("A", "S1", setting(endpoint_id="E1", members=[SessionMemberInfo(endpoint_id="E2")]), "ev1")
+    await store.commit("A", "S1", setting(ended=True), "ev2")
+    names = [k.decode() for k in await store.redis.keys("*")]
+    account_keys = [k for k in names if k != keys.owner("S1")]
+    assert len(account_keys) >= 6  # session, seq, epoch, change log, two idempotency markers
+    # One Redis Cluster slot: the hash tag is the only {...} in each key.
+    assert all(k.count("{") == 1 and "{a:A}" in k for k in account_keys), account_keys

@@ -1,0 +1,138 @@
+"""Form parameters + query string -> typed callbacks, and what is refused (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.twilio.callbacks import (
+    MAX_VALUE,
+    CallbackInvalid,
+    CallStatus,
+    ConferenceEvent,
+    form_pairs,
+    idempotency_key,
+    parse_conference,
+    parse_status,
+    rfc2822_to_iso,
+)
+from tests.flows.model import TWILIO_ACCOUNT, at, sid
+
+CA, CF = sid("CA", "p", 1), sid("CF", "p", 1)
+
+
+def status_form(**changes: Any) -> list[tuple[str, str]]:
+    form = {"AccountSid": TWILIO_ACCOUNT, "CallSid": CA, "CallStatus": "ringing", "SequenceNumber": "1",
+            "Timestamp": at(3), "Direction": "outbound-dial", "From": "+15551230000", "To": "client:alice",
+            "SomethingNew": "Twilio adds parameters without notice", **changes}
+    return [(k, v) for k, v in form.items() if v is not None]
+
+
+def conference_form(**changes: Any) -> list[tuple[str, str]]:
+    form = {"AccountSid": TWILIO_ACCOUNT, "ConferenceSid": CF, "StatusCallbackEvent": "participant-hold",
+            "SequenceNumber": "4", "Timestamp": at(20), "CallSid": CA, "Hold": "true", "Muted": "false",
+            "ParticipantLabel": "customer", **changes}
+    return [(k, v) for k, v in form.items() if v is not None]
+
+
+def errors(exc: pytest.ExceptionInfo[CallbackInvalid]) -> dict[str, str]:
+    return {e.field_name or "": e.message or "" for e in exc.value.errors}
+
+
+def test_status_callback_is_typed() -> None:
+    cb = parse_status([("accountId", "A1"), ("sessionId", "S1"), ("role", "Agent"), ("unknown", "x")],
+                      status_form(CallDuration="95", SipResponseCode="200", ParentCallSid=sid("CA", "p", 0)))
+    assert isinstance(cb, CallStatus)
+    assert (cb.call_sid, cb.call_status, cb.sequence_number) == (CA, "ringing", 1)
+    assert cb.timestamp == "2024-05-01T10:00:03.000Z"
+    assert (cb.from_, cb.to, cb.call_duration, cb.sip_response_code) == ("+15551230000", "client:alice", 95, 200)
+    assert (cb.context.account_id, cb.context.session_id, cb.context.role) == ("A1", "S1", "Agent")
+
+
+def test_conference_event_is_typed() -> None:
+    cb = parse_conference([("sessionId", "S1")], conference_form())
+    assert isinstance(cb, ConferenceEvent)
+    assert (cb.status_callback_event, cb.hold, cb.muted, cb.participant_label) == ("participant-hold", True,
+                                                                                   False, "customer")
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"CallSid": None}, "CallSid"),
+    ({"CallStatus": "answered"}, "CallStatus"),
+    ({"CallStatus": None}, "CallStatus"),
+    ({"SequenceNumber": None}, "SequenceNumber"),
+    ({"SequenceNumber": "-1"}, "SequenceNumber"),
+    ({"Timestamp": "yesterday"}, "Timestamp"),
+    ({"CallSid": "CA123"}, "CallSid"),
+    ({"AccountSid": "AC" + "g" * 32}, "AccountSid"),
+    ({"ParentCallSid": "not-a-sid"}, "ParentCallSid"),
+    ({"Direction": "Inbound; DROP"}, "Direction"),
+    ({"CallDuration": "ninety"}, "CallDuration"),
+    ({"To": "x" * (MAX_VALUE + 1)}, "To"),
+])
+def test_malformed_status_callback(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(CallbackInvalid) as exc:
+        parse_status([], status_form(**changes))
+    assert field in errors(exc)
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ([("sessionId", "S 1")], "sessionId"),
+    ([("accountId", "x" * 129)], "accountId"),
+    ([("role", "Supervisor")], "role"),
+    ([("displayName", "x" * 257)], "displayName"),
+])
+def test_malformed_context(query: list[tuple[str, str]], field: str) -> None:
+    with pytest.raises(CallbackInvalid) as exc:
+        parse_status(query, status_form())
+    assert field in errors(exc)
+
+
+def test_every_problem_is_named() -> None:
+    with pytest.raises(CallbackInvalid) as exc:
+        parse_status([("role", "Boss")], status_form(CallStatus="answered", Timestamp="soon"))
+    assert {"CallStatus", "Timestamp", "role"} <= set(errors(exc))
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"ConferenceSid": None}, "ConferenceSid"),
+    ({"CallSid": None}, "CallSid"),  # a participant event must name its participant
+    ({"StatusCallbackEvent": "Participant Join"}, "StatusCallbackEvent"),
+    ({"Hold": "maybe"}, "Hold"),
+    ({"CallSidEndingConference": "CA1"}, "CallSidEndingConference"),
+])
+def test_malformed_conference_event(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(CallbackInvalid) as exc:
+        parse_conference([], conference_form(**changes))
+    assert field in errors(exc)
+
+
+def test_conference_level_events_need_no_call() -> None:
+    cb = parse_conference([], conference_form(StatusCallbackEvent="conference-end", CallSid=None, Hold=None))
+    assert cb.call_sid is None
+    # Events Twilio may add later are accepted (and only logged).
+    assert parse_conference([], conference_form(StatusCallbackEvent="participant-wave")).status_callback_event
+
+
+def test_too_many_parameters() -> None:
+    assert form_pairs("&".join(f"p{i}=1" for i in range(201)).encode()) is None
+    assert form_pairs(b"\xff\xfe=1") is None
+    assert form_pairs(b"a=1&b=&a=2") == [("a", "1"), ("b", ""), ("a", "2")]
+
+
+def test_timestamps() -> None:
+    assert rfc2822_to_iso("Fri, 17 Mar 2023 11:28:31 +0000") == "2023-03-17T11:28:31.000Z"
+    assert rfc2822_to_iso("Thu, 1 Jun 2017 20:48:32 -0200") == "2017-06-01T22:48:32.000Z"
+    for bad in ("", "2023-03-17T11:28:31Z", "Fri, 17 Mar 2023 11:28:31"):
+        with pytest.raises(ValueError):
+            rfc2822_to_iso(bad)
+
+
+def test_idempotency_key_is_the_signed_request() -> None:
+    form = status_form()
+    key = idempotency_key("status", "sessionId=S1", form)
+    assert key == idempotency_key("status", "sessionId=S1", list(reversed(form)))
+    assert key != idempotency_key("status", "sessionId=S2", form)
+    assert key != idempotency_key("conference", "sessionId=S1", form)
+    assert key != idempotency_key("status", "sessionId=S1", status_form(SequenceNumber="2"))
