@@ -15,8 +15,10 @@ from app.config import Settings, load_settings
 from app.live.broker import Broker
 from app.live.hub import build_hub
 from app.live.signals import drain_on_sigterm
+from app.redis_batch import PositionBatcher
 from app.redis_client import connect
 from app.services import Services
+from app.snapshots import SnapshotReads, Snapshots
 from app.store import SessionStore
 from app.web import console, errors, events, health, live, sessions, twilio
 
@@ -25,7 +27,8 @@ def build_services(settings: Settings, redis: aioredis.Redis) -> Services:
     verifier = TokenVerifier(settings.jwt_verify_key(), settings.jwt_algorithm)
     store = SessionStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
-    return Services(settings=settings, store=store, verifier=verifier, live=hub)
+    reads = SnapshotReads(PositionBatcher(redis), Snapshots())
+    return Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads)
 
 
 def create_app(settings: Settings | None = None, redis: aioredis.Redis | None = None) -> Starlette:

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth import Principal, TokenVerifier
 from app.config import Settings
+from app.snapshots import SnapshotReads
 from app.store import SessionStore
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class Services:
     verifier: TokenVerifier
     extras: dict[str, Any] = field(default_factory=dict)
     live: Hub | None = None  # live push; started and stopped by the lifespan
+    reads: SnapshotReads | None = None  # cached, position-validated GET /sessions/active
 
     def authenticate(self, token: str | None) -> Principal:
         return self.verifier.verify(token)

@@ -63,7 +63,11 @@ def is_active(session: Scoped) -> bool:
 
 
 def can_see(principal: Principal, session: Scoped) -> bool:
-    """Active, same account, and either a manager/admin or one of its endpoints."""
+    """Active, same account, and either a manager/admin or one of its endpoints.
+
+    Reads only `account_id`, `sees_whole_account` and `endpoint_id` of the
+    principal: `snapshots.key_for` shares rendered responses between principals
+    equal in those, so widen that key if this rule ever reads more."""
     if not is_active(session) or session.account_id != principal.account_id:
         return False
     if principal.sees_whole_account:

@@ -10,10 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.auth import USER, Principal, require_role
-from app.formats import negotiate, render
+from app.formats import Format, negotiate, render
 from app.live.protocol import Position, etag_matches
 from app.models import GetActiveSessionsResponse, SessionInfo
-from app.services import services
+from app.services import Services, services
+from app.snapshots import Pos, Snapshot, key_for
 from app.store import View
 from app.visibility import can_see, decode_scope
 from app.web.errors import ApiError, request_format
@@ -22,6 +23,7 @@ from app.web.requests import bearer_token
 OPERATIONS: Final = {"getactivesessions": "GetActiveSessions", "getmysessions": "GetMySessions"}
 FORMATS: Final = ("json", "xml", "jsv", "csv")
 _decode_session = msgspec.json.Decoder(SessionInfo).decode
+CACHE_CONTROL: Final = "private, no-cache"
 
 
 def visible_sessions(principal: Principal, view: View) -> list[bytes]:
@@ -31,13 +33,6 @@ def visible_sessions(principal: Principal, view: View) -> list[bytes]:
     pairs = [(scope, raw) for raw in view.sessions if can_see(principal, scope := decode_scope(raw))]
     pairs.sort(key=lambda p: (p[0].date_created or "", p[0].id or ""))
     return [raw for _, raw in pairs]
-
-
-async def active_sessions_for(request: Request) -> tuple[Principal, View, list[bytes]]:
-    svc = services(request)
-    principal = require_role(svc.authenticate(bearer_token(request)), USER)
-    view = await svc.store.view(principal.account_id, principal.endpoint_id, principal.sees_whole_account)
-    return principal, view, visible_sessions(principal, view)
 
 
 def _operation(request: Request) -> str:
@@ -54,21 +49,120 @@ def _operation(request: Request) -> str:
     return name
 
 
+_ROUTED_MAX: Final = 1024
+_routed: dict[tuple[str, str, bytes, bytes | None, bytes | None], tuple[str, Format]] = {}
+
+
+class _Wanted:
+    """The request headers a read looks at, found in one pass over the raw list
+    (the first of each, as `request.headers.get` would)."""
+
+    __slots__ = ("accept", "content_type", "authorization", "if_none_match")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.accept: bytes | None = None
+        self.content_type: bytes | None = None
+        self.authorization: bytes | None = None
+        self.if_none_match: bytes | None = None
+        for name, value in raw:
+            if name == b"authorization":
+                self.authorization = self.authorization or value
+            elif name == b"accept":
+                self.accept = self.accept or value
+            elif name == b"if-none-match":
+                self.if_none_match = self.if_none_match or value
+            elif name == b"content-type":
+                self.content_type = self.content_type or value
+
+
+def _operation_and_format(request: Request, wanted: _Wanted) -> tuple[str, Format]:
+    """`_operation` and `request_format`, remembered per (path, query, Accept,
+    Content-Type): clients repeat the same request, and negotiation is a
+    good part of a cached read's cost. Errors are never remembered."""
+    scope = request.scope
+    key = (scope.get("root_path", ""), scope["path"], scope["query_string"], wanted.accept, wanted.content_type)
+    found = _routed.get(key)
+    if found is None:
+        found = _operation(request), request_format(request)
+        if len(_routed) >= _ROUTED_MAX:
+            _routed.clear()
+        _routed[key] = found
+    return found
+
+
+def _token(request: Request, wanted: _Wanted) -> str | None:
+    """`bearer_token`, without building the header map for the usual case."""
+    if wanted.authorization is not None:
+        scheme, _, value = wanted.authorization.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return bearer_token(request)
+
+
 async def get_active_sessions(request: Request) -> Response:
-    op_name = _operation(request)
-    fmt = request_format(request)
-    _, view, visible = await active_sessions_for(request)
+    wanted = _Wanted(request.scope["headers"])
+    op_name, fmt = _operation_and_format(request, wanted)
+    svc = services(request)
+    principal = require_role(svc.authenticate(_token(request, wanted)), USER)
+    if_none_match = wanted.if_none_match.decode("latin-1") if wanted.if_none_match is not None else None
+    reads = svc.reads
+    if reads is None:  # no snapshot cache wired: build every time
+        snap = await _build(svc, principal, fmt, op_name)
+    else:
+        # The account's position now (batched with every other read this turn),
+        # read after this request arrived: a snapshot at it is current.
+        position = await reads.positions.position(principal.account_id)
+        if position.epoch is not None and if_none_match is not None:
+            etag = Position(position.epoch, position.cursor).etag(_variant(fmt))
+            if etag_matches(if_none_match, etag):
+                return _not_modified(etag)
+        key = key_for(principal, fmt, op_name)
+        snap = reads.snapshots.cached(key, position) or await reads.snapshots.get(
+            key, position, lambda: _build(svc, principal, fmt, op_name))
     # ETag: the change-log position the view is current at (per format); 304 while unchanged.
-    etag = Position(view.epoch, view.cursor).etag("" if fmt == "json" else fmt)
-    cache = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=cache)
+    if etag_matches(if_none_match, snap.etag):
+        return _not_modified(snap.etag)
+    return _Prebuilt(snap)
+
+
+def _variant(fmt: str) -> str:
+    return "" if fmt == "json" else fmt
+
+
+def _not_modified(etag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
+
+
+async def _build(svc: Services, principal: Principal, fmt: Format, op_name: str) -> Snapshot:
+    """A fresh view from Redis, rendered: the uncached path."""
+    view = await svc.store.view(principal.account_id, principal.endpoint_id, principal.sees_whole_account)
+    visible = visible_sessions(principal, view)
     if fmt == "json":
         # Stored blobs already are the JSON wire form: splice, don't re-encode.
         body = b'{"sessions":[' + b",".join(visible) + b"]}"
-        return Response(body, media_type="application/json; charset=utf-8", headers=cache)
-    out = render(fmt, GetActiveSessionsResponse(sessions=[_decode_session(raw) for raw in visible]), op_name)
-    return Response(out.body, media_type=out.media_type, headers={**out.headers, **cache})
+        media_type, extra = "application/json; charset=utf-8", {}
+    else:
+        out = render(fmt, GetActiveSessionsResponse(sessions=[_decode_session(raw) for raw in visible]), op_name)
+        body, extra = out.body, out.headers
+        # What Starlette's Response would send for this media type.
+        media_type = out.media_type
+        if media_type.startswith("text/") and "charset=" not in media_type.lower():
+            media_type += "; charset=utf-8"
+    etag = Position(view.epoch, view.cursor).etag(_variant(fmt))
+    headers = {**extra, "ETag": etag, "Cache-Control": CACHE_CONTROL}
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw += [(b"content-length", str(len(body)).encode()), (b"content-type", media_type.encode("latin-1"))]
+    return Snapshot(Pos(view.epoch, view.cursor), body, etag, tuple(raw))
+
+
+class _Prebuilt(Response):
+    """A 200 whose body and headers were rendered once, when the snapshot was built."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = snap.body
+        self.raw_headers = list(snap.raw_headers)
 
 
 def routes() -> list[Route]:
