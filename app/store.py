@@ -8,8 +8,9 @@ cursor it is current at."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,10 +45,30 @@ class OwnershipConflict(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Link:
+    """A key outside the account (a Twilio link) that a commit sets to
+    `"<accountId> <sessionId>"` unless it already exists (first link wins), and
+    a key whose existence it reports when it made the link (dead letters that
+    the link may now resolve)."""
+
+    key: str
+    watch: str
+
+
+@dataclass(frozen=True, slots=True)
 class CommitResult:
     status: Literal["applied", "duplicate", "unchanged"]
     change: Change | None = None
     record: SessionRecord | None = None
+    woken: tuple[int, ...] = ()  # indices of the links this commit made whose watch key exists
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    seen: bool
+    record: SessionRecord | None = None
+    owner: str | None = None
+    missing: tuple[int, ...] = ()  # indices of the links that do not exist yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +107,30 @@ class SessionStore:
         return _record(info, meta, rev)
 
     async def _read_for_commit(
-        self, account_id: str, session_id: str, marker: str | None
-    ) -> tuple[bool, SessionRecord | None]:
-        """Whether the idempotency key was seen, and the record: one round trip."""
+        self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link]
+    ) -> _Read:
+        """Whether the idempotency key was seen, the record, and (when asked) the
+        owner and which links are missing: one round trip, one pipeline of
+        single-slot commands (the owner and link keys are not the account's)."""
         pipe = self.redis.pipeline(transaction=False)
         if marker:
             pipe.exists(marker)
         pipe.hmget(keys.session(account_id, session_id), "info", "meta", "rev")
+        if claim:
+            pipe.get(keys.owner(session_id))
+        for link in links:
+            pipe.exists(link.key)
         replies = await self._call(pipe.execute())
-        seen = bool(replies[0]) if marker else False
-        return seen, _record(*replies[-1])
+        if marker and replies[0]:
+            return _Read(seen=True)
+        rest = replies[1:] if marker else replies
+        owner = rest[1] if claim else None
+        found = rest[2:] if claim else rest[1:]
+        return _Read(
+            seen=False, record=_record(*rest[0]),
+            owner=_text(owner) if owner is not None else None,
+            missing=tuple(i for i, exists in enumerate(found) if not exists),
+        )
 
     async def view(self, account_id: str, endpoint_id: str | None, whole_account: bool) -> View:
         """The active sessions a viewer sees, as stored wire JSON, and their cursor."""
@@ -142,11 +177,14 @@ class SessionStore:
         return {sid: (_text(v) if v is not None else None) for sid, v in zip(session_ids, values)}
 
     # -- writes -----------------------------------------------------------------
+    @property
+    def owner_ttl(self) -> int:
+        return 4 * max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
+
     async def claim(self, session_id: str, account_id: str) -> None:
         """Bind a session id to an account for life; raise if another owns it."""
-        ttl = 4 * max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
         previous = await self._call(
-            self.redis.set(keys.owner(session_id), account_id, nx=True, get=True, ex=ttl)
+            self.redis.set(keys.owner(session_id), account_id, nx=True, get=True, ex=self.owner_ttl)
         )
         if previous is not None and _text(previous) != account_id:
             raise OwnershipConflict(session_id, _text(previous))
@@ -157,66 +195,110 @@ class SessionStore:
         session_id: str,
         transition: Transition,
         idempotency_key: str | None = None,
+        *,
+        claim: bool = False,
+        links: Sequence[Link] = (),
+        link_ttl: int | None = None,
     ) -> CommitResult:
-        """Apply `transition` to the session atomically, exactly once per key."""
+        """Apply `transition` to the session atomically, exactly once per key.
+
+        With `claim`, the session is bound to the account first
+        (OwnershipConflict, and nothing stored, if another account owns it);
+        each of `links` that does not exist yet is made in the commit's round
+        trip. The common case is two round trips (read, commit); the first
+        commit of a session adds one for its claim. commit.lua touches only the
+        account's slot; the owner and link keys are written by single-key
+        commands, so every multi-key step stays within one Redis Cluster slot."""
         marker = keys.dedupe(account_id, idempotency_key) if idempotency_key else None
+        ttl = link_ttl or max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
+        woken: set[int] = set()  # links made by any attempt whose watch key existed
+        claimed = False
         for _ in range(_MAX_ATTEMPTS):
-            seen, current = await self._read_for_commit(account_id, session_id, marker)
-            if seen:
+            read = await self._read_for_commit(account_id, session_id, marker, claim and not claimed, links)
+            if read.seen:
                 return CommitResult("duplicate")
+            if read.owner is not None and read.owner != account_id:
+                raise OwnershipConflict(session_id, read.owner)
+            if claim and not claimed and read.owner is None:
+                await self.claim(session_id, account_id)  # the session's first commit: one more round trip
+            claimed = True
+            missing = [links[i] for i in read.missing]
+            current = read.record
             proposed = _with_invariants(transition(current), account_id, session_id)
             if proposed is None or _same(current, proposed):
+                pipe = self.redis.pipeline(transaction=False)
+                _link(pipe, missing, account_id, session_id, ttl)
                 if marker:
-                    await self._call(self.redis.set(marker, "1", nx=True, ex=self._settings.dedupe_ttl_seconds))
-                return CommitResult("unchanged", record=current)
-            result = await self._try_commit(account_id, session_id, current, proposed, marker)
+                    pipe.set(marker, "1", nx=True, ex=self._settings.dedupe_ttl_seconds)
+                replies = await self._call(pipe.execute()) if len(pipe) else []
+                woken |= _woken(replies, read.missing)
+                return CommitResult("unchanged", record=current, woken=tuple(sorted(woken)))
+            result, made = await self._try_commit(account_id, session_id, current, proposed, marker,
+                                                  missing, read.missing, ttl)
+            woken |= made
             if result is not None:
-                return result
+                return dataclasses.replace(result, woken=tuple(sorted(woken)))
             await asyncio.sleep(0)
         raise StoreUnavailable(f"session {session_id!r} is changing too fast to commit")
 
     async def _try_commit(
-        self, account_id: str, session_id: str, current: SessionRecord | None,
-        proposed: SessionRecord, marker: str | None,
-    ) -> CommitResult | None:
+        self, account_id: str, session_id: str, current: SessionRecord | None, proposed: SessionRecord,
+        marker: str | None, links: list[Link], indices: tuple[int, ...], link_ttl: int,
+    ) -> tuple[CommitResult | None, set[int]]:
+        """One run of commit.lua, with the missing links in the same pipeline:
+        (the result, or None on a revision conflict; which links woke dead letters)."""
+        s = self._settings
+        session = keys.session(account_id, session_id)
         rev = (current.rev if current else 0) + 1
         info = proposed.info
         entry = make_entry(current.info if current else None, info, rev)
         before = _endpoints(current.info) if current else frozenset()
         after = _endpoints(info)
-        adds = sorted(after)
+        adds = sorted(after - before)  # the indexes already hold the rest (see commit.lua)
         removes = sorted(before - after)
-        s = self._settings
-        reply = await self._call(
-            self._commit(
-                keys=[
-                    keys.session(account_id, session_id), keys.active(account_id),
-                    keys.seq(account_id), keys.changes(account_id), keys.epoch(account_id),
-                    marker or keys.session(account_id, session_id),
-                    *(keys.endpoint(account_id, e) for e in adds + removes),
-                ],
-                args=[
-                    rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
-                    entry_encoder.encode(entry), new_epoch(), s.change_log_max_len,
-                    s.dedupe_ttl_seconds, s.ended_ttl_seconds, keys.live_channel(account_id),
-                    session_id, len(adds), int(marker is not None),
-                ],
-            )
+        pipe = self.redis.pipeline(transaction=False)
+        await self._commit(
+            keys=[
+                session, keys.active(account_id), keys.seq(account_id), keys.changes(account_id),
+                keys.epoch(account_id), marker or session, *(keys.endpoint(account_id, e) for e in adds + removes),
+            ],
+            args=[
+                rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
+                entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
+                s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
+                int(current is not None and is_active(current.info)),
+            ],
+            client=pipe,
         )
+        _link(pipe, links, account_id, session_id, link_ttl)
+        replies = await self._call(pipe.execute())
+        reply, made = replies[0], _woken(replies[1:], indices)
         status = int(reply[0])
         if status == 0:
-            return CommitResult("duplicate")
+            return CommitResult("duplicate"), made
         if status == -1:
-            return None
+            return None, made
         change = Change(account_id=account_id, epoch=_text(reply[2]), cursor=int(reply[1]), entry=entry)
         record = SessionRecord(info=info, meta=proposed.meta, rev=int(reply[3]))
-        return CommitResult("applied", change=change, record=record)
+        return CommitResult("applied", change=change, record=record), made
 
     async def _call(self, awaitable: Any) -> Any:
         try:
             return await awaitable
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+
+def _link(pipe: Any, links: list[Link], account_id: str, session_id: str, ttl: int) -> None:
+    """Queue each link (first link wins) and, after it, whether its watch key exists."""
+    for link in links:
+        pipe.set(link.key, f"{account_id} {session_id}", nx=True, ex=ttl)
+        pipe.exists(link.watch)
+
+
+def _woken(replies: list[Any], indices: tuple[int, ...]) -> set[int]:
+    """The indices of links this pipeline made whose watch key existed."""
+    return {index for index, made, watched in zip(indices, replies[0::2], replies[1::2]) if made and watched}
 
 
 def _record(info: bytes | None, meta: bytes | None, rev: bytes | None) -> SessionRecord | None:

@@ -1,6 +1,7 @@
 """Store logic, on real Redis and on fakeredis (the embedded store)."""
 
 import asyncio
+from typing import Any
 
 import msgspec
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from app import keys
 from app.models import SessionInfo, SessionMemberInfo
 from app.records import SessionRecord
-from app.store import OwnershipConflict, SessionStore
+from app.store import Link, OwnershipConflict, SessionStore
 
 
 def setting(**changes: object) -> SessionRecord:
@@ -118,3 +119,54 @@ async def test_everything_one_event_touches_shares_the_account_hash_tag(store: S
     assert len(account_keys) >= 6  # session, seq, epoch, change log, two idempotency markers
     # One Redis Cluster slot: the hash tag is the only {...} in each key.
     assert all(k.count("{") == 1 and "{a:A}" in k for k in account_keys), account_keys
+
+
+async def test_commit_claims_and_links_with_the_state(store: SessionStore) -> None:
+    """With `claim` and `links`, the owner and every missing link are written
+    with the state, in its round trip (first writer wins); a link made while its watch key exists
+    is reported, so waiting dead letters are found at no cost otherwise."""
+    r = store.redis
+    await r.set("cs:call:L1", "A S0")  # linked earlier to another session: left alone
+    await r.rpush("w:L2", "a letter waits on L2")
+    links = [Link("cs:call:L1", "w:L1"), Link("cs:call:L2", "w:L2"), Link("cs:conf:L3", "w:L3")]
+    first = await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True, links=links, link_ttl=60)
+    assert first.status == "applied" and first.woken == (1,)
+    assert await store.owners(["S1"]) == {"S1": "A"}
+    assert await r.mget(["cs:call:L1", "cs:call:L2", "cs:conf:L3"]) == [b"A S0", b"A S1", b"A S1"]
+    assert 0 < await r.ttl("cs:call:L2") <= 60
+    again = await store.commit("A", "S1", setting(destination="x"), "ev2", claim=True, links=links, link_ttl=60)
+    assert again.status == "applied" and again.woken == ()  # nothing new linked: nothing to wake
+    # A change that alters nothing still claims and links (a callback past a bound still names its SIDs).
+    await r.delete("cs:conf:L3")
+    same = await store.commit("A", "S1", setting(destination="x"), "ev3", claim=True, links=links, link_ttl=60)
+    assert same.status == "unchanged" and await r.get("cs:conf:L3") == b"A S1"
+    assert (await store.commit("A", "S1", setting(destination="y"), "ev3", claim=True)).status == "duplicate"
+
+
+async def test_commit_into_another_accounts_session_stores_nothing(store: SessionStore) -> None:
+    await store.claim("S1", "B")
+    with pytest.raises(OwnershipConflict):
+        await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True,
+                           links=[Link("cs:call:L1", "w:L1")], link_ttl=60)
+    assert await store.get("A", "S1") is None and await store.cursor("A") == 0
+    assert await store.redis.exists("cs:call:L1", keys.dedupe("A", "ev1")) == 0
+
+
+async def test_a_claim_racing_the_commit_wins_and_the_commit_stores_nothing(
+        store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another account claims the session between the read and the commit:
+    the commit's own claim (SET NX GET, atomic) sees it and nothing is written."""
+    read_for_commit = store._read_for_commit
+
+    async def claimed_in_between(*args: Any, **kwargs: Any) -> Any:
+        read = await read_for_commit(*args, **kwargs)
+        await store.redis.set(keys.owner("S1"), "B", nx=True)
+        return read
+
+    monkeypatch.setattr(store, "_read_for_commit", claimed_in_between)
+    with pytest.raises(OwnershipConflict):
+        await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True,
+                           links=[Link("cs:call:L1", "w:L1")])
+    assert await store.owners(["S1"]) == {"S1": "B"}
+    assert await store.get("A", "S1") is None and await store.cursor("A") == 0
+    assert await store.redis.exists("cs:call:L1", keys.dedupe("A", "ev1")) == 0

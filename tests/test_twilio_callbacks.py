@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.twilio.callbacks import (
     MAX_VALUE,
@@ -15,6 +18,7 @@ from app.twilio.callbacks import (
     idempotency_key,
     parse_conference,
     parse_status,
+    query_pairs,
     rfc2822_to_iso,
 )
 from tests.flows.model import TWILIO_ACCOUNT, at, sid
@@ -119,6 +123,14 @@ def test_too_many_parameters() -> None:
     assert form_pairs("&".join(f"p{i}=1" for i in range(201)).encode()) is None
     assert form_pairs(b"\xff\xfe=1") is None
     assert form_pairs(b"a=1&b=&a=2") == [("a", "1"), ("b", ""), ("a", "2")]
+
+
+@given(st.lists(st.sampled_from(["a", "b", "=", "&", "+", "%", "%2", "%41", "%e2%82%ac", "%ff", " ", "é", ";"]),
+                max_size=24))
+def test_form_and_query_parsing_is_parse_qsl(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert query_pairs(text) == parse_qsl(text, keep_blank_values=True)
+    assert form_pairs(text.encode()) == parse_qsl(text, keep_blank_values=True, max_num_fields=200)
 
 
 def test_timestamps() -> None:

@@ -112,6 +112,19 @@ class FlakyRedis(aioredis.Redis):
             raise aioredis.ConnectionError("Redis is down (test)")
         return await super().execute_command(*args, **options)
 
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        """A pipeline that fails as a whole, before sending, if it holds a failing command."""
+        pipe = super().pipeline(transaction, shard_hint)
+        send = pipe.execute
+
+        async def execute(raise_on_error: bool = True) -> Any:
+            if any(str(args[0]).upper() in self.failing for args, _ in pipe.command_stack):
+                raise aioredis.ConnectionError("Redis is down (test)")
+            return await send(raise_on_error)
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
+
 
 @pytest.fixture
 async def flaky(clean_redis: str, settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FlakyRedis]]:

@@ -1,16 +1,21 @@
 -- Commit one change to one session, atomically: idempotency check, optimistic
 -- revision check, state, visibility indexes, cursor, change log, publish.
+-- Every key is in the session's account slot ({a:<account>}); what a commit
+-- writes outside it (the owner claim, Twilio links) is written by the store
+-- in single-key commands of the same round trip (see store.py).
 --
 -- KEYS[1] session hash          KEYS[2] account active set
 -- KEYS[3] account seq counter   KEYS[4] account change log stream
 -- KEYS[5] account epoch         KEYS[6] idempotency marker (or KEYS[1] if none)
--- KEYS[7..] endpoint index sets: the first ARGV[12] get the id, the rest lose it
+-- KEYS[7..] endpoint index sets that change: the first ARGV[12] get the id, the rest lose it
+--   (a session already active is in the active set and its unchanged endpoints' sets)
 --
 -- ARGV[1] expected revision     ARGV[2] SessionInfo JSON   ARGV[3] meta JSON
 -- ARGV[4] 1 if active else 0    ARGV[5] change entry JSON  ARGV[6] epoch to use if none
 -- ARGV[7] change log max length ARGV[8] idempotency TTL (s) ARGV[9] ended TTL (s)
 -- ARGV[10] pub/sub channel      ARGV[11] session id        ARGV[12] endpoint adds
 -- ARGV[13] 1 if KEYS[6] is an idempotency marker
+-- ARGV[14] 1 if the session was active at the expected revision
 --
 -- Returns {1, cursor, epoch, rev} | {0} duplicate | {-1, current rev} conflict.
 
@@ -26,11 +31,16 @@ local rev = current + 1
 redis.call('HSET', KEYS[1], 'info', ARGV[2], 'meta', ARGV[3], 'rev', rev)
 
 local sid = ARGV[11]
+local was_active = ARGV[14] == '1'
 if ARGV[4] == '1' then
-  redis.call('SADD', KEYS[2], sid)
-  redis.call('PERSIST', KEYS[1])
+  if not was_active then
+    redis.call('SADD', KEYS[2], sid)
+    redis.call('PERSIST', KEYS[1])
+  end
 else
-  redis.call('SREM', KEYS[2], sid)
+  if was_active then
+    redis.call('SREM', KEYS[2], sid)
+  end
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[9]))
 end
 local adds = tonumber(ARGV[12])
@@ -42,8 +52,11 @@ for i = 7, #KEYS do
   end
 end
 
-redis.call('SET', KEYS[5], ARGV[6], 'NX')
 local epoch = redis.call('GET', KEYS[5])
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('SET', KEYS[5], epoch)
+end
 local cursor = redis.call('INCR', KEYS[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], cursor .. '-0', 'e', ARGV[5])
 redis.call('PUBLISH', ARGV[10], epoch .. '\n' .. cursor .. '\n' .. ARGV[5])

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Final, Literal, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 import msgspec
 
@@ -105,14 +105,28 @@ def form_pairs(body: bytes) -> list[tuple[str, str]] | None:
     """`application/x-www-form-urlencoded` pairs, blanks kept (they are signed);
     None when the body is not UTF-8 form data at all."""
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                         max_num_fields=MAX_PARAMS)
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
         return None
+    if text and text.count("&") + 1 > MAX_PARAMS:
+        return None
+    return query_pairs(text)
 
 
 def query_pairs(query: str) -> list[tuple[str, str]]:
-    return parse_qsl(query, keep_blank_values=True)
+    """Exactly `parse_qsl(query, keep_blank_values=True)`, without its work on
+    the many parts that need no unquoting (hot path: every callback)."""
+    out: list[tuple[str, str]] = []
+    for part in query.split("&") if query else ():
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "+" in name or "%" in name:
+            name = unquote(name.replace("+", " "))
+        if "+" in value or "%" in value:
+            value = unquote(value.replace("+", " "))
+        out.append((name, value))
+    return out
 
 
 def parse_status(query: Params, form: Params) -> CallStatus:
@@ -181,10 +195,9 @@ def parse(kind: str, query: str, form: Params) -> Callback:
 
 def idempotency_key(kind: str, query: str, form: Params) -> str:
     """Same signed request, same key: a retried delivery is applied once."""
-    h = hashlib.sha256(f"{kind}?{query}".encode())
-    for name, value in sorted(form):
-        h.update(b"\x00" + name.encode() + b"=" + value.encode())
-    return "tw:" + h.hexdigest()[:40]
+    # The bytes hashed are `kind?query` then `\0name=value` per sorted pair (one update).
+    text = f"{kind}?{query}" + "".join(["\x00" + name + "=" + value for name, value in sorted(form)])
+    return "tw:" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 # ---- helpers -------------------------------------------------------------------

@@ -1,11 +1,18 @@
 """Applying a verified, parsed Twilio callback (I/O): find its session, commit
-the pure transition through the store's one atomic step, link the SIDs it
-names, and replay any dead letters those links make resolvable.
+the pure transition through the store's one atomic step (which also claims the
+session for its account and, in the same round trip, links the SIDs the
+callback names that are not linked yet), and replay any dead letters those new
+links make resolvable.
+
+In the common case (the URL names the account and session) that is two round
+trips: one read (idempotency marker, record, owner, links), one commit; a
+session's first callback adds one for its ownership claim.
 
 A callback with no session is kept as a dead letter and answered like any
 other. Races with the callback that would resolve it are closed from both
-sides: the linker looks for letters after linking, and the dead-letterer looks
-for links after filing the letter, so one of them always sees the other.
+sides: the linker looks for letters after linking (in the commit's round
+trip, so it costs nothing when there are none), and the dead-letterer looks for links
+after filing the letter, so one of them always sees the other.
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from typing import Literal
 import msgspec
 import redis.asyncio as aioredis
 
+from app import keys
 from app.config import Settings
-from app.store import OwnershipConflict, SessionStore, StoreUnavailable
+from app.store import Link, OwnershipConflict, SessionStore, StoreUnavailable
 from app.twilio.callbacks import Callback, CallbackInvalid, idempotency_key, parse
 from app.twilio.deadletters import DeadLetters, Letter
-from app.twilio.links import Links, Target, Unresolved, sids
+from app.twilio.links import Links, Target, Unresolved, link_key, sids
 from app.twilio.transitions import transition
 
 log = logging.getLogger("app.twilio")
@@ -64,10 +72,14 @@ class Ingest:
             return "dead-lettered", []
 
     async def _commit(self, letter: Letter, cb: Callback, target: Target) -> tuple[Outcome, list[str]]:
-        await self.store.claim(target.session_id, target.account_id)
+        """Commit `cb` into `target`; the SIDs it newly linked that have dead
+        letters waiting on them."""
+        pairs = sids(cb)
+        links = [Link(link_key(kind, sid), keys.dead_letter_index(sid)) for kind, sid in pairs]
         key = idempotency_key(letter.kind, letter.query, letter.form)
-        result = await self.store.commit(target.account_id, target.session_id, transition(cb), key)
-        return result.status, await self.links.link(cb, target)
+        result = await self.store.commit(target.account_id, target.session_id, transition(cb), key,
+                                         claim=True, links=links, link_ttl=self.links.ttl)
+        return result.status, [pairs[i][1] for i in result.woken]
 
     async def _dead_letter(self, letter: Letter, reason: str) -> None:
         await self.dead.add(msgspec.structs.replace(letter, reason=reason))

@@ -3,8 +3,9 @@
 In order: the `sessionId` the platform put in the callback URL (its account
 from `accountId`, or from the session's owner); else the session its CallSid,
 its `ParentCallSid` or its ConferenceSid was linked to by an earlier callback.
-After a callback is applied, the SIDs it names are linked to its session
-(first link wins), so later callbacks without context find it too.
+When a callback is applied, the SIDs it names are linked to its session (first
+link wins) in the same atomic step as its commit (`Ingest`, `SessionStore.commit`
+with `links`), so later callbacks without context find it too.
 """
 
 from __future__ import annotations
@@ -72,14 +73,3 @@ class Links:
             return Target(account, session)
         names = ", ".join(sid for _, sid in pairs)
         return Unresolved(f"no sessionId in the URL and nothing links {names} to a session")
-
-    async def link(self, cb: Callback, target: Target) -> list[str]:
-        """Link every SID `cb` names to `target` where not linked yet; return the
-        SIDs that are newly linked (dead letters naming them may now resolve)."""
-        pairs = sids(cb)
-        value = f"{target.account_id} {target.session_id}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for kind, sid in pairs:
-                pipe.set(link_key(kind, sid), value, nx=True, ex=self.ttl)
-            created = await pipe.execute()
-        return [sid for (_, sid), made in zip(pairs, created) if made]

@@ -24,11 +24,17 @@ Params = Sequence[tuple[str, str]]
 
 def compute_signature(token: str, url: str, params: Params) -> str:
     """Base64 HMAC-SHA1 of `url` + each `name + value`, names and values sorted."""
-    grouped: dict[str, set[str]] = {}
-    for name, value in params:
-        grouped.setdefault(name, set()).add(value)
-    payload = url + "".join(name + value for name in sorted(grouped) for value in sorted(grouped[name]))
-    digest = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).digest()
+    return _sign(token, url + signed_params(params))
+
+
+def signed_params(params: Params) -> str:
+    """What follows the URL in the signed text: each distinct `name + value`,
+    sorted by name, then value (as `RequestValidator` groups repeated names)."""
+    return "".join([name + value for name, value in sorted(set(params))])
+
+
+def _sign(token: str, text: str) -> str:
+    digest = hmac.new(token.encode("utf-8"), text.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -59,10 +65,11 @@ def is_valid(url: str, params: Params, signature: str | None, tokens: Iterable[s
         candidates = url_variants(url)
     except ValueError:  # e.g. a port that is not a number
         return False
+    tail = signed_params(params)  # the same for every candidate: built once
     ok = False
     for token in tokens:
         for candidate in candidates:
-            ok |= hmac.compare_digest(compute_signature(token, candidate, params).encode("ascii"), presented)
+            ok |= hmac.compare_digest(_sign(token, candidate + tail).encode("ascii"), presented)
     return ok
 
 

@@ -45,11 +45,11 @@ async def post_events(request: Request) -> Response:
     results: list[dict[str, Any]] = []
     for event in events:
         try:
-            await svc.store.claim(event.session_id, event.account_id)
+            outcome = await svc.store.commit(event.account_id, event.session_id, event_transition(event),
+                                             event.event_id, claim=True)
         except OwnershipConflict as exc:  # lost a race with another writer since the check
             results.append({"eventId": event.event_id, "status": "rejected", "message": str(exc)})
             continue
-        outcome = await svc.store.commit(event.account_id, event.session_id, event_transition(event), event.event_id)
         counts["duplicates" if outcome.status == "duplicate" else "applied"] += 1
         result: dict[str, Any] = {"eventId": event.event_id, "status": outcome.status}
         if outcome.change is not None:

@@ -1,0 +1,140 @@
+"""What one callback costs Redis, counted on a real Redis: round trips (client
+side) and commands (server side, `INFO commandstats`, which also counts the
+commands a script runs). Counts, not times, so these bounds are exact."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from app.config import Settings
+from app.main import create_app
+from tests.flows import a_inbound_to_agent as a
+from tests.flows import c_missed as c
+from tests.flows.http import deliver
+from tests.flows.model import Step
+
+BASE = "http://testserver"
+
+
+class CountingRedis(aioredis.Redis):
+    """Counts round trips: each command or pipeline sent and answered."""
+
+    round_trips = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.round_trips += 1
+        return await super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        self.round_trips += 1
+        return super().pipeline(transaction, shard_hint)
+
+
+async def server_commands(redis: aioredis.Redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items()
+               if not k.startswith(("cmdstat_info", "cmdstat_config")))
+
+
+@pytest.fixture
+async def counted(clean_redis: str, settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, CountingRedis]]:
+    redis = CountingRedis.from_url(clean_redis)
+    app = create_app(settings, redis=redis)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        # Another call first, so the scripts are loaded (a fresh server's first
+        # EVALSHA is answered NOSCRIPT, then the script is loaded once).
+        assert (await deliver(client, c.NO_ANSWER.steps[0])).status_code == 204
+        yield client, redis
+    await redis.aclose()
+
+
+async def cost(client: httpx.AsyncClient, redis: CountingRedis, step: Step) -> tuple[int, int]:
+    """(round trips, server commands) of delivering `step`."""
+    admin = aioredis.Redis(connection_pool=redis.connection_pool)
+    await admin.config_resetstat()
+    before = redis.round_trips
+    assert (await deliver(client, step)).status_code == 204
+    return redis.round_trips - before, await server_commands(admin)
+
+
+async def test_a_callback_with_its_session_in_the_url_takes_two_round_trips(
+        counted: tuple[httpx.AsyncClient, CountingRedis]) -> None:
+    """Read (marker, record, owner, links) and commit (state, plus new links and
+    their dead-letter checks in the same pipeline): nothing else while no letters
+    wait. A session's first callback also claims its owner, in a step of its own
+    (the owner key is outside the account's Cluster slot, and a lost claim must
+    stop the commit)."""
+    client, redis = counted
+    first, *rest, last = a.FLOW.steps  # `last` is the customer's leg: no session in its URL
+    # read pipeline: EXISTS marker, HMGET, GET owner, EXISTS per link; claim: SET NX GET;
+    # commit pipeline: EVALSHA (EXISTS HGET HSET SADD PERSIST SADD-endpoint GET INCR XADD
+    # PUBLISH SET-marker) + SET NX and EXISTS per new link
+    assert await cost(client, redis, first) == (3, 23)
+    for step in rest:  # no claim, no new link, no new endpoint
+        assert await cost(client, redis, step) == (2, 15), step
+    # first a lookup of its link to find the session, then the read, then the commit,
+    # which ends the session: it leaves the active and endpoint sets and gets its TTL
+    assert await cost(client, redis, last) == (3, 18)
+
+
+async def test_a_duplicate_takes_one_round_trip(counted: tuple[httpx.AsyncClient, CountingRedis]) -> None:
+    client, redis = counted
+    await deliver(client, a.FLOW.steps[0])
+    # the read pipeline alone (EXISTS marker, HMGET, GET owner, EXISTS per link): the marker says seen
+    assert await cost(client, redis, a.FLOW.steps[0]) == (1, 5)
+
+
+class ScriptRecordingRedis(CountingRedis):
+    """Records the keys of every script call, sent alone or in a pipeline."""
+
+    scripts: list[tuple[str, ...]]
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self._note(args)
+        return await super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        send = pipe.execute
+
+        async def execute(raise_on_error: bool = True) -> Any:
+            for args, _ in pipe.command_stack:
+                self._note(args)
+            return await send(raise_on_error)
+
+        pipe.execute = execute
+        return pipe
+
+    def _note(self, args: tuple[Any, ...]) -> None:
+        if str(args[0]).upper() in ("EVALSHA", "EVAL"):
+            self.scripts.append(tuple(str(k) for k in args[3:3 + int(args[2])]))
+
+
+def slot_tag(key: str) -> str:
+    """The part of a key Redis Cluster hashes: the first {...} that is not empty."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1:end] if start >= 0 and end > start + 1 else key
+
+
+async def test_every_script_touches_one_cluster_slot(clean_redis: str, settings: Settings) -> None:
+    """Each flow, delivered whole (with dead letters, links and replays): every
+    script's keys share one hash tag, so each would run on Redis Cluster."""
+    from tests.flows import FLOWS
+
+    redis = ScriptRecordingRedis.from_url(clean_redis)
+    redis.scripts = []
+    app = create_app(settings, redis=redis)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        for flow in FLOWS.values():
+            for step in reversed(flow.steps):  # reversed: dead letters first, then their replay
+                assert (await deliver(client, step)).status_code == 204
+    await redis.aclose()
+    assert len(redis.scripts) > 20
+    for script_keys in redis.scripts:
+        assert len({slot_tag(k) for k in script_keys}) == 1, script_keys
