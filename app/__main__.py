@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any, Literal, TypedDict, cast
 
 from app.config import ConfigError, load_settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
     import uvicorn
 
     if args.port is not None:
@@ -23,9 +23,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "app.main:app", factory=True, host=settings.host, port=settings.port,
         workers=args.workers if settings.redis_url else None, log_level=args.log_level,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, **websocket_options(settings.live_max_message_bytes),
     )
     return 0
+
+
+class WebSocketOptions(TypedDict):
+    ws: Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
+    ws_max_size: int
+    ws_max_queue: int
+    ws_ping_interval: float
+    ws_per_message_deflate: bool
+
+
+def websocket_options(max_message_bytes: int) -> WebSocketOptions:
+    """uvicorn's WebSocket settings for /sessions/live; the Procfile passes the same as flags.
+
+    - `websockets-sansio`: no task per connection of its own (keepalive is a loop timer), and a
+      write that has room never suspends, which the live pump relies on to write without tasks.
+      `UVICORN_WS` picks another implementation, for comparisons only.
+    - `ws_max_size`: an inbound message over LIVE_MAX_MESSAGE_BYTES is refused by the frame
+      parser (close 1009) before it is buffered, not after.
+    - `ws_max_queue`: inbound messages held for the app; the protocol's are rare and tiny.
+    - `ws_ping_interval=0` (off): the live protocol's own ping/pong already detects dead peers
+      (close 3012); a second heartbeat would only cost a timer per socket. Not None, so the
+      flag form in the Procfile says the same.
+    - `ws_per_message_deflate=False`: compression would keep a zlib context per socket (tens
+      of KiB) and compress every frame once per socket, undoing encode-once."""
+    return {
+        "ws": cast(Any, os.environ.get("UVICORN_WS", "websockets-sansio")),
+        "ws_max_size": max_message_bytes,
+        "ws_max_queue": 4,
+        "ws_ping_interval": 0.0,
+        "ws_per_message_deflate": False,
+    }
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -42,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--push-sockets", type=_ints, help="e.g. 100,1000,5000")
     p.add_argument("--push-rates", type=_ints, help="events/s, e.g. 100,1000")
     p.add_argument("--fanout-sockets", type=int)
-    p.add_argument("--fanout-rate", type=int, help="events/s offered in the fan-out scenario")
+    p.add_argument("--fanout-rate", type=int, help="events/s at the first step of the fan-out ramp")
+    p.add_argument("--fanout-steps", type=int, help="at most this many doublings of the fan-out offered rate")
     p.add_argument("--memory-sockets", type=_ints, help="e.g. 1000,5000")
     p.add_argument("--resume-sockets", type=int)
     p.add_argument("--profile", action="store_true",
@@ -56,6 +57,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         "duration": args.duration, "procs": args.procs, "loadgens": args.loadgens, "fleets": args.fleets,
         "http_connections": args.connections, "push_sockets": args.push_sockets, "push_rates": args.push_rates,
         "fanout_sockets": args.fanout_sockets, "fanout_rate": args.fanout_rate,
+        "fanout_steps": args.fanout_steps,
         "memory_sockets": args.memory_sockets, "resume_sockets": args.resume_sockets,
     }
     return sizes.replace(**{k: v for k, v in overrides.items() if v is not None})

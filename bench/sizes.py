@@ -27,7 +27,8 @@ class Sizes:
     # 3. fan-out
     fanout_sockets: int = 1000
     fanout_accounts: int = 10
-    fanout_rate: int = 200  # events/s offered; each reaches every socket of its account
+    fanout_rate: int = 200  # events/s: the first step of the ramp (a quarter of it: the fixed-load comparison)
+    fanout_steps: int = 6  # ramp: double the offered rate up to this many times, until delivery falls behind
     # 5. memory
     memory_sockets: tuple[int, ...] = (1000, 5000)
     # 6. resume storm
@@ -60,6 +61,6 @@ QUICK = Sizes(
     duration=0.6, fleets=1, http_connections=4, ingest_calls=20,
     snapshot_accounts=2, snapshot_endpoints=3, sessions_per_view=5,
     push_sockets=(10, 20), push_rates=(50,), sockets_per_account=5,
-    fanout_sockets=20, fanout_accounts=2, fanout_rate=20,
+    fanout_sockets=20, fanout_accounts=2, fanout_rate=20, fanout_steps=2,
     memory_sockets=(10, 20), resume_sockets=20, resume_events=20,
 )

@@ -191,7 +191,7 @@ async def test_a_slow_subscriber_is_dropped_and_the_others_continue(hub: Hub, st
         await store.commit("A", "S1", setting(endpoint_id="E1", display_name=str(i) * 50))
     msgs = [await take(fine) for _ in range(6)]
     assert [m["cursor"] for m in msgs[1:]] == [1, 2, 3, 4, 5]
-    assert slow.closing is not None and slow.closing.code == 3008 and slow.aborted.is_set()
+    assert slow.closing is not None and slow.closing.code == 3008 and slow.aborted
     assert len(hub._feeds["A"].subs) == 1
 
 

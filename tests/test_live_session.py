@@ -90,7 +90,7 @@ async def test_outbox_is_bounded_and_closes_slow_consumers_unflushed() -> None:
     big = protocol.patch("e", 1, [{"op": "add", "path": "/x", "value": "y" * 200}])
     assert outbox.offer(big)  # one oversized message still fits an empty queue
     assert not outbox.offer(protocol.pong())
-    assert outbox.closing == Close.of(CloseCode.SLOW) and outbox.aborted.is_set()
+    assert outbox.closing == Close.of(CloseCode.SLOW) and outbox.aborted
     assert len(outbox) == 0 and await outbox.next() is None
 
 
@@ -100,7 +100,7 @@ async def test_outbox_flushes_before_a_graceful_finish() -> None:
     outbox.offer(first)
     outbox.offer(second)
     outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=True)
-    assert not outbox.offer(protocol.pong()) and not outbox.aborted.is_set()
+    assert not outbox.offer(protocol.pong()) and not outbox.aborted
     assert [await outbox.next(), await outbox.next(), await outbox.next()] == [first, second, None]
 
 
@@ -112,3 +112,47 @@ async def test_outbox_wakes_a_waiting_writer() -> None:
     outbox.offer(message)
     assert await asyncio.wait_for(waiter, 1) is message
     assert outbox.queued_bytes == 0
+
+
+async def test_the_pump_writes_without_a_task_and_resumes_a_write_that_blocks() -> None:
+    from app.live.pump import resume, start
+
+    writable = asyncio.Event()
+    writable.set()
+    written: list[int] = []
+
+    async def send(n: int) -> int:  # like an ASGI send: waits only while the transport is paused
+        await writable.wait()
+        written.append(n)
+        return n
+
+    assert start(send(1)) == (True, 1)  # room to write: done at once, no task
+    writable.clear()
+    coro = send(2)
+    done, waiting = start(coro)
+    assert not done and written == [1]
+    task = asyncio.ensure_future(resume(coro, waiting))
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    writable.set()
+    assert await asyncio.wait_for(task, 1) == 2 and written == [1, 2]
+
+    writable.clear()
+    coro = send(3)
+    done, waiting = start(coro)
+    with pytest.raises(TimeoutError):  # a write timeout cancels it inside the coroutine
+        async with asyncio.timeout(0.05):
+            await resume(coro, waiting)
+    assert written == [1, 2]
+
+
+async def test_an_outbox_tells_its_writer_once_per_batch() -> None:
+    calls: list[int] = []
+    outbox = Outbox(max_bytes=1000, on_ready=lambda: calls.append(len(outbox)))
+    outbox.offer(protocol.pong())
+    outbox.offer(protocol.pong())
+    assert calls == [1]  # first message into an empty queue only
+    outbox.pop(), outbox.pop()
+    outbox.offer(protocol.pong())
+    outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=True)
+    assert calls == [1, 1, 1]

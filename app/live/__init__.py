@@ -5,6 +5,7 @@
 - `resume`: replay-or-snapshot decision for a client's last position (pure-ish).
 - `session`: one connection's protocol state machine (pure).
 - `outbox`: a bounded per-connection send queue.
+- `pump`: writes every connection's queue from one place, a task only for a write that blocks.
 - `broker`: Redis pub/sub, one connection per process, one channel per account.
 - `feed`: one account's relay on this process: gap detection, catch-up, fan-out.
 - `hub`: this process's feeds and connections; drain on shutdown.

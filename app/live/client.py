@@ -1,18 +1,30 @@
 """Drives one live connection over a transport (WebSocket or SSE).
 
-Three tasks per connection: the writer empties the bounded outbox into the
-socket, the reader handles what the client sends, the timer runs the state
-machine's deadlines. The first to finish decides how the connection ends."""
+One task per connection: the server's own (the ASGI handler), which
+authenticates and then reads what the client sends. Nothing else of the
+connection runs as a task while it is healthy and idle:
+
+- its deadlines (auth, ping, pong, token expiry) are one loop timer
+  (`call_later`), re-armed when the state machine's next deadline moves;
+- its outbox is written by the process's shared pump (app.live.pump): the
+  relay queues, the pump writes every connection that got something at the
+  next turn of the loop, each write completing without suspending while the
+  socket has room. Only a write that blocks (a slow reader) gets a task, which
+  finishes it under `LIVE_WRITE_TIMEOUT` and ends once the queue is empty.
+
+A connection the server ends (timer, slow, shutdown, store failure) sends its
+close and then stops the reader; one the client ends stops at its reader."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.auth import USER, AuthError, Forbidden, Principal, TokenExpired, require_role
 from app.live import protocol
@@ -28,6 +40,7 @@ from app.live.protocol import (
     parse_inbound,
     parse_since,
 )
+from app.live.pump import resume, start
 from app.live.session import (
     Authenticate,
     ConnectionState,
@@ -46,8 +59,9 @@ class PeerGone(Exception):
 
 
 class Transport(Protocol):
-    async def send(self, message: Message) -> None:
-        """Raises PeerGone."""
+    def send(self, message: Message) -> Coroutine[Any, Any, None]:
+        """Raises PeerGone. Must not depend on the task it runs in: the pump
+        runs it outside any task until it first suspends."""
 
     async def receive(self) -> str | bytes | None:
         """The next inbound message; None once the peer is gone."""
@@ -64,6 +78,11 @@ class Limits:
 
 
 class Connection:
+    __slots__ = (
+        "_clock", "_closing", "_due", "_hub", "_limits", "_reader", "_reading", "_stopping", "_timer",
+        "_timer_at", "_transport", "_verify", "_writer", "ended_with", "outbox", "principal", "state", "sub",
+    )
+
     def __init__(self, hub: Hub, authenticate: Callable[[str | None], Principal], limits: Limits,
                  transport: Transport, clock: Callable[[], float] = time.time) -> None:
         self._hub = hub
@@ -71,75 +90,63 @@ class Connection:
         self._limits = limits
         self._transport = transport
         self._clock = clock
-        self.outbox = Outbox(limits.queue_max_bytes)
+        self.outbox = Outbox(limits.queue_max_bytes, self._on_ready)
         self.state = ConnectionState(limits.timing, clock())
         self.principal: Principal | None = None
         self.sub: Subscriber | None = None
         self.ended_with: Close | None = None
-        self._rearm = asyncio.Event()  # the state's deadline moved earlier
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._due = False  # asked the pump to flush
+        self._writer: asyncio.Task[None] | None = None  # a blocked write (or the close) in progress
+        self._closing = False  # a close was started: write nothing more
+        self._reader: asyncio.Task[Any] | None = None
+        self._reading = False
+        self._stopping = False  # the reader was cancelled by us, to end the connection
 
     async def run(self, token: str | None, since: str | None) -> Close | None:
         """Serve until the connection ends; the Close sent, or None if the peer left."""
+        self._reader = asyncio.current_task()
         self._hub.track(self.outbox)
+        self._arm()
         try:
-            close = None
-            if token is not None:
-                close = await self._authenticate(Authenticate(token, since, refresh=False))
-            if close is None:
-                close = await self._serve()
-            self.ended_with = close
-            if close is not None:
-                await self._close(close)
-            return close
+            close: Close | None = None
+            self._reading = True
+            try:
+                if token is not None:
+                    close = await self._authenticate(Authenticate(token, since, refresh=False))
+                if close is None:
+                    close = await self._read()
+            except asyncio.CancelledError:
+                if not self._stopping or self._uncancel():
+                    raise
+            finally:
+                self._reading = False
+            if close is not None and not self._closing:
+                # The client broke the protocol: close now, unflushed.
+                self.outbox.finish(close, flush=False)
+                await self._send_close(close)
+            elif self._writer is not None and not self._writer.done() and self._closing:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(self._writer)  # the server's close, being sent
+            return self.ended_with
         finally:
+            self._closing = True
             self.state.closed()
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._writer is not None and not self._writer.done():
+                self._writer.cancel()
             if self.sub is not None:
                 await self._hub.close(self.sub)
             self._hub.untrack(self.outbox)
 
-    async def _serve(self) -> Close | None:
-        tasks = [
-            asyncio.create_task(self._write()),
-            asyncio.create_task(self._read()),
-            asyncio.create_task(self._tick()),
-            asyncio.create_task(self._aborted()),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            results = [task.result() for task in done]
-            return next((r for r in results if r is not None), None)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    def _uncancel(self) -> bool:
+        """Swallow our own cancellation of the reader; True if someone else's is pending too."""
+        task = asyncio.current_task()
+        return task is not None and task.uncancel() > 0
 
-    async def _aborted(self) -> Close:
-        """The relay gave up on this connection (too slow): close now, unflushed."""
-        await self.outbox.aborted.wait()
-        assert self.outbox.closing is not None
-        return self.outbox.closing
-
-    async def _close(self, close: Close) -> None:
-        try:
-            await asyncio.wait_for(self._transport.close(close), self._limits.write_timeout)
-        except (TimeoutError, PeerGone, OSError, RuntimeError) as exc:
-            log.debug("close %s not delivered: %s", close.code, exc)
-
-    # -- tasks --------------------------------------------------------------------
-    async def _write(self) -> Close | None:
-        while True:
-            message = await self.outbox.next()
-            if message is None:
-                return self.outbox.closing
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for wraps every frame in a task.
-                async with asyncio.timeout(self._limits.write_timeout):
-                    await self._transport.send(message)
-            except TimeoutError:
-                return Close.of(CloseCode.SLOW, "write timeout")
-            except PeerGone:
-                return None
-
+    # -- reading ------------------------------------------------------------------
     async def _read(self) -> Close | None:
         while True:
             data = await self._transport.receive()
@@ -159,19 +166,96 @@ class Connection:
                 if close is not None:
                     return close
 
-    async def _tick(self) -> Close:
-        while True:
-            delay = self.state.deadline() - self._clock()
-            if delay > 0:
-                self._rearm.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._rearm.wait(), min(delay, 3600.0))
-                continue
-            action = self.state.on_timer(self._clock())
-            if isinstance(action, Finish):
-                return action.close
-            if isinstance(action, SendPing):
-                self.outbox.offer(protocol.ping(self.sub.position if self.sub else None))
+    def _stop_reader(self) -> None:
+        if self._reading and self._reader is not None and not self._stopping:
+            self._stopping = True
+            self._reader.cancel()
+
+    # -- deadlines: one loop timer ----------------------------------------------------
+    def _arm(self) -> None:
+        """Make sure the timer fires by the state's next deadline (a later one is
+        found when an earlier timer fires and re-arms)."""
+        when = self.state.deadline()
+        if when == math.inf or when >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, when - self._clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        if self._closing:
+            return
+        action = self.state.on_timer(self._clock())
+        if isinstance(action, Finish):
+            self.outbox.finish(action.close, flush=False)
+            return
+        if isinstance(action, SendPing):
+            self.outbox.offer(protocol.ping(self.sub.position if self.sub else None))
+        self._arm()
+
+    # -- writing: from the shared pump -----------------------------------------------
+    def _on_ready(self) -> None:
+        """The outbox got its first message, or was finished."""
+        if self._closing:
+            return
+        writer = self._writer
+        if self.outbox.aborted and writer is not None and writer is not asyncio.current_task():
+            writer.cancel()  # a blocked write of what the server no longer sends
+            self._writer = None
+        if not self._due and self._writer is None:
+            self._due = True
+            self._hub.pump.due(self)
+
+    def flush(self) -> None:
+        """Write what is queued without waiting; hand a write that would wait to a task."""
+        self._due = False
+        if self._writer is not None or self._closing:
+            return
+        outbox, send = self.outbox, self._transport.send
+        while (message := outbox.pop()) is not None:
+            coro = send(message)
+            try:
+                done, waiting = start(coro)
+            except PeerGone:
+                self._peer_gone()
+                return
+            if not done:
+                self._writer = asyncio.create_task(self._finish_write(coro, waiting))
+                return
+        if outbox.closing is not None:
+            self._closing = True
+            self._writer = asyncio.create_task(self._close_then_stop(outbox.closing))
+
+    async def _finish_write(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        try:
+            async with asyncio.timeout(self._limits.write_timeout):
+                await resume(coro, waiting)
+        except TimeoutError:
+            self.outbox.finish(Close.of(CloseCode.SLOW, "write timeout"), flush=False)
+        except PeerGone:
+            self._peer_gone()
+            return
+        self._writer = None
+        self.flush()  # more queued meanwhile, or the close: back to writing from the pump
+
+    async def _close_then_stop(self, close: Close) -> None:
+        await self._send_close(close)
+        self._stop_reader()
+
+    async def _send_close(self, close: Close) -> None:
+        self._closing = True
+        self.ended_with = close
+        try:
+            async with asyncio.timeout(self._limits.write_timeout):
+                await self._transport.close(close)
+        except (TimeoutError, PeerGone, OSError, RuntimeError) as exc:
+            log.debug("close %s not delivered: %s", close.code, exc)
+
+    def _peer_gone(self) -> None:
+        self._closing = True  # nothing more can be written: end (the reader may not notice alone)
+        self._stop_reader()
 
     # -- auth -----------------------------------------------------------------------
     async def _authenticate(self, action: Authenticate) -> Close | None:
@@ -191,7 +275,7 @@ class Connection:
             return Close.of(CloseCode.BAD_REQUEST, str(exc))
         self.principal = principal
         self.state.authenticated(principal.expires_at, self._clock())
-        self._rearm.set()
+        self._arm()
         try:
             self.sub = await self._hub.open(Viewer.of(principal), self.outbox, since)
         except Draining:
@@ -208,7 +292,7 @@ class Connection:
             return Close.of(CloseCode.FORBIDDEN, "a refresh must be for the same user")
         self.principal = principal
         self.state.authenticated(principal.expires_at, self._clock())
-        self._rearm.set()
+        self._arm()
         viewer = Viewer.of(principal)
         if viewer != self.sub.viewer:
             self._hub.rebind(self.sub, viewer)

@@ -31,7 +31,7 @@ log = logging.getLogger("app.live.feed")
 STORE_ERRORS = (StoreUnavailable, aioredis.RedisError, OSError, asyncio.TimeoutError)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscriber:
     viewer: Viewer
     outbox: Outbox

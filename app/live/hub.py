@@ -19,6 +19,7 @@ from app.live.broker import Broker
 from app.live.feed import Feed, Stats, Subscriber
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Position
+from app.live.pump import Pump
 from app.live.resume import ChangeSource
 from app.live.views import Viewer
 
@@ -44,6 +45,7 @@ class Hub:
         self._idle.set()
         self._checker: asyncio.Task[None] | None = None
         self.stats = Stats()
+        self.pump = Pump()  # writes every connection's queued messages (app.live.pump)
         self.draining = False
         self.running = False
 

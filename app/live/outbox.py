@@ -2,24 +2,35 @@
 
 The relay never waits for a socket: it offers messages here and moves on. A
 connection whose queue would pass its byte bound is finished with "slow"
-instead of growing memory; the client reconnects and resumes."""
+instead of growing memory; the client reconnects and resumes.
+
+Whoever writes the queue to a socket is told through `on_ready` (called when
+the first message arrives in an empty queue, and when the queue is finished):
+a WebSocket or SSE connection then writes it from the process's shared pump,
+without a task of its own. A long-poll request awaits `wait()` instead; the
+event that needs is only made when someone waits, so an idle queue costs a few
+pointers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from app.live.protocol import Close, CloseCode, Message
 
 
 class Outbox:
-    def __init__(self, max_bytes: int) -> None:
+    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "max_bytes")
+
+    def __init__(self, max_bytes: int, on_ready: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
         self._items: deque[Message] = deque()
         self._bytes = 0
-        self._wake = asyncio.Event()
+        self._on_ready = on_ready
+        self._wake: asyncio.Event | None = None
         self.closing: Close | None = None
-        self.aborted = asyncio.Event()  # finished without flushing
+        self.aborted = False  # finished without flushing
 
     def __len__(self) -> int:
         return len(self._items)
@@ -33,12 +44,14 @@ class Outbox:
         too slow. One message larger than the bound still fits an empty queue."""
         if self.closing is not None:
             return False
-        if self._items and self._bytes + message.size > self.max_bytes:
+        items = self._items
+        if items and self._bytes + message.size > self.max_bytes:
             self.finish(Close.of(CloseCode.SLOW), flush=False)
             return False
-        self._items.append(message)
+        items.append(message)
         self._bytes += message.size
-        self._wake.set()
+        if len(items) == 1:
+            self._ready()
         return True
 
     def finish(self, close: Close, *, flush: bool) -> None:
@@ -49,19 +62,30 @@ class Outbox:
         if not flush:
             self._items.clear()
             self._bytes = 0
-            self.aborted.set()
-        self._wake.set()
+            self.aborted = True
+        self._ready()
+
+    def pop(self) -> Message | None:
+        """The next message to send, if any (never waits)."""
+        if not self._items:
+            return None
+        message = self._items.popleft()
+        self._bytes -= message.size
+        return message
+
+    def _ready(self) -> None:
+        if self._on_ready is not None:
+            self._on_ready()
+        if self._wake is not None:
+            self._wake.set()
 
     async def next(self) -> Message | None:
         """The next message to send; None once finished and flushed."""
         while not self._items:
             if self.closing is not None:
                 return None
-            self._wake.clear()
-            await self._wake.wait()
-        message = self._items.popleft()
-        self._bytes -= message.size
-        return message
+            await self._wait_once()
+        return self.pop()
 
     def drain(self) -> list[Message]:
         """Everything queued, now (long-poll)."""
@@ -73,5 +97,10 @@ class Outbox:
     async def wait(self) -> None:
         """Until something is queued or the outbox is finished."""
         while not self._items and self.closing is None:
-            self._wake.clear()
-            await self._wake.wait()
+            await self._wait_once()
+
+    async def _wait_once(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.clear()
+        await self._wake.wait()

@@ -169,6 +169,8 @@ class Message:
     event_id: str | None = None  # SSE `id:` (the position after this message)
     retry_ms: int | None = None  # SSE `retry:` (reconnect delay hint)
     _sse: bytes | None = field(default=None, repr=False)
+    _ws_event: dict[str, Any] | None = field(default=None, repr=False)
+    _sse_event: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -181,6 +183,18 @@ class Message:
                 head += f"id: {self.event_id}\n"
             self._sse = f"{head}data: {self.text}\n\n".encode()
         return self._sse
+
+    def ws_event(self) -> dict[str, Any]:
+        """The ASGI `websocket.send` event, built once and shared by every socket (read-only)."""
+        if self._ws_event is None:
+            self._ws_event = {"type": "websocket.send", "text": self.text}
+        return self._ws_event
+
+    def sse_event(self) -> dict[str, Any]:
+        """The ASGI `http.response.body` event of its SSE framing, built once (read-only)."""
+        if self._sse_event is None:
+            self._sse_event = {"type": "http.response.body", "body": self.sse(), "more_body": True}
+        return self._sse_event
 
 
 def _message(kind: str, struct: _Out, position: Position | None = None, retry_ms: int | None = None) -> Message:

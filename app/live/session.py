@@ -61,6 +61,8 @@ Action = SendPing | SendPong | Authenticate | Finish | None
 
 
 class ConnectionState:
+    __slots__ = ("_auth_deadline", "_expires_at", "_next_ping", "_pong_due", "phase", "timing")
+
     def __init__(self, timing: Timing, now: float) -> None:
         self.timing = timing
         self.phase = Phase.AUTHENTICATING

@@ -15,7 +15,8 @@ export class Ended {
 
 export function fromCloseCode(code, reason, live) {
   if (code === 3005) return new Ended({ live, code, reason, expired: true });
-  if (code >= 3500 && code <= 3999) return new Ended({ live, code, reason, fatal: true });
+  // 3500-3999, and 1009 (a message of ours was too big): sending it again would fail the same way.
+  if ((code >= 3500 && code <= 3999) || code === 1009) return new Ended({ live, code, reason, fatal: true });
   return new Ended({ live, code, reason });
 }
 

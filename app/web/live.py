@@ -68,10 +68,13 @@ def _unavailable() -> ApiError:
 class WebSocketTransport:
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
+        # The raw ASGI send: each frame's event is built once per message and shared by every
+        # socket (Message.ws_event); Starlette's state checks add nothing once accepted.
+        self._send: Send = websocket._send
 
     async def send(self, message: Message) -> None:
         try:
-            await self._ws.send_text(message.text)
+            await self._send(message.ws_event())
         except (WebSocketDisconnect, OSError, RuntimeError) as exc:
             raise PeerGone() from exc
 
@@ -110,7 +113,7 @@ class EventStreamTransport:
 
     async def send(self, message: Message) -> None:
         try:
-            await self._send({"type": "http.response.body", "body": message.sse(), "more_body": True})
+            await self._send(message.sse_event())
         except OSError as exc:
             raise PeerGone() from exc
 
