@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,12 +18,14 @@ from typing import Any, Literal
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from app import keys
 from app.changes import Change, ChangeEntry, entry_decoder, entry_encoder, make_entry
 from app.config import Settings
 from app.models import SessionInfo
 from app.records import SessionRecord
+from app.redis_client import Command, run
 from app.visibility import is_active, session_endpoints
 
 Transition = Callable[[SessionRecord | None], SessionRecord | None]
@@ -90,7 +93,8 @@ class SessionStore:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
         self._settings = settings
-        self._commit = redis.register_script(_script("commit.lua"))
+        self._commit_script = _script("commit.lua")
+        self._commit_sha = hashlib.sha1(self._commit_script.encode()).hexdigest()
         self._view = redis.register_script(_script("view.lua"))
 
     # -- reads ------------------------------------------------------------------
@@ -110,17 +114,17 @@ class SessionStore:
         self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link]
     ) -> _Read:
         """Whether the idempotency key was seen, the record, and (when asked) the
-        owner and which links are missing: one round trip, one pipeline of
-        single-slot commands (the owner and link keys are not the account's)."""
-        pipe = self.redis.pipeline(transaction=False)
+        owner, claimed in the same step if nobody owned it, and which links are
+        missing: one round trip, one batch of single-slot commands (the owner
+        and link keys are not the account's)."""
+        commands: list[Command] = []
         if marker:
-            pipe.exists(marker)
-        pipe.hmget(keys.session(account_id, session_id), "info", "meta", "rev")
-        if claim:
-            pipe.get(keys.owner(session_id))
-        for link in links:
-            pipe.exists(link.key)
-        replies = await self._call(pipe.execute())
+            commands.append(("EXISTS", marker))
+        commands.append(("HMGET", keys.session(account_id, session_id), "info", "meta", "rev"))
+        if claim:  # claim it now, atomically: SET NX GET answers the owner from before
+            commands.append(("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET"))
+        commands.extend(("EXISTS", link.key) for link in links)
+        replies = _raise_errors(await self._call(run(self.redis, commands)))
         if marker and replies[0]:
             return _Read(seen=True)
         rest = replies[1:] if marker else replies
@@ -205,8 +209,8 @@ class SessionStore:
         With `claim`, the session is bound to the account first
         (OwnershipConflict, and nothing stored, if another account owns it);
         each of `links` that does not exist yet is made in the commit's round
-        trip. The common case is two round trips (read, commit); the first
-        commit of a session adds one for its claim. commit.lua touches only the
+        trip. That is two round trips (read, which also claims, then commit),
+        a session's first commit included. commit.lua touches only the
         account's slot; the owner and link keys are written by single-key
         commands, so every multi-key step stays within one Redis Cluster slot."""
         marker = keys.dedupe(account_id, idempotency_key) if idempotency_key else None
@@ -219,18 +223,15 @@ class SessionStore:
                 return CommitResult("duplicate")
             if read.owner is not None and read.owner != account_id:
                 raise OwnershipConflict(session_id, read.owner)
-            if claim and not claimed and read.owner is None:
-                await self.claim(session_id, account_id)  # the session's first commit: one more round trip
             claimed = True
             missing = [links[i] for i in read.missing]
             current = read.record
             proposed = _with_invariants(transition(current), account_id, session_id)
             if proposed is None or _same(current, proposed):
-                pipe = self.redis.pipeline(transaction=False)
-                _link(pipe, missing, account_id, session_id, ttl)
+                commands = _link(missing, account_id, session_id, ttl)
                 if marker:
-                    pipe.set(marker, "1", nx=True, ex=self._settings.dedupe_ttl_seconds)
-                replies = await self._call(pipe.execute()) if len(pipe) else []
+                    commands.append(("SET", marker, "1", "EX", self._settings.dedupe_ttl_seconds, "NX"))
+                replies = _raise_errors(await self._call(run(self.redis, commands))) if commands else []
                 woken |= _woken(replies, read.missing)
                 return CommitResult("unchanged", record=current, woken=tuple(sorted(woken)))
             result, made = await self._try_commit(account_id, session_id, current, proposed, marker,
@@ -256,23 +257,22 @@ class SessionStore:
         after = _endpoints(info)
         adds = sorted(after - before)  # the indexes already hold the rest (see commit.lua)
         removes = sorted(before - after)
-        pipe = self.redis.pipeline(transaction=False)
-        await self._commit(
-            keys=[
-                session, keys.active(account_id), keys.seq(account_id), keys.changes(account_id),
-                keys.epoch(account_id), marker or session, *(keys.endpoint(account_id, e) for e in adds + removes),
-            ],
-            args=[
-                rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
-                entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
-                s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
-                int(current is not None and is_active(current.info)),
-            ],
-            client=pipe,
+        script: Command = (
+            "EVALSHA", self._commit_sha, 6 + len(adds) + len(removes),
+            session, keys.active(account_id), keys.seq(account_id), keys.changes(account_id),
+            keys.epoch(account_id), marker or session, *(keys.endpoint(account_id, e) for e in adds + removes),
+            rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
+            entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
+            s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
+            int(current is not None and is_active(current.info)),
         )
-        _link(pipe, links, account_id, session_id, link_ttl)
-        replies = await self._call(pipe.execute())
-        reply, made = replies[0], _woken(replies[1:], indices)
+        replies = await self._call(run(self.redis, [script, *_link(links, account_id, session_id, link_ttl)]))
+        reply, made = replies[0], _woken(_raise_errors(replies[1:]), indices)
+        if isinstance(reply, NoScriptError):  # a fresh (or flushed) server: load it, then go round again
+            await self._call(self.redis.script_load(self._commit_script))
+            return None, made
+        if isinstance(reply, Exception):
+            raise reply
         status = int(reply[0])
         if status == 0:
             return CommitResult("duplicate"), made
@@ -289,11 +289,20 @@ class SessionStore:
             raise StoreUnavailable(str(exc)) from exc
 
 
-def _link(pipe: Any, links: list[Link], account_id: str, session_id: str, ttl: int) -> None:
-    """Queue each link (first link wins) and, after it, whether its watch key exists."""
+def _link(links: list[Link], account_id: str, session_id: str, ttl: int) -> list[Command]:
+    """Each link (first link wins) and, after it, whether its watch key exists."""
+    commands: list[Command] = []
     for link in links:
-        pipe.set(link.key, f"{account_id} {session_id}", nx=True, ex=ttl)
-        pipe.exists(link.watch)
+        commands.append(("SET", link.key, f"{account_id} {session_id}", "EX", ttl, "NX"))
+        commands.append(("EXISTS", link.watch))
+    return commands
+
+
+def _raise_errors(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 def _woken(replies: list[Any], indices: tuple[int, ...]) -> set[int]:

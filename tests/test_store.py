@@ -152,21 +152,23 @@ async def test_commit_into_another_accounts_session_stores_nothing(store: Sessio
     assert await store.redis.exists("cs:call:L1", keys.dedupe("A", "ev1")) == 0
 
 
-async def test_a_claim_racing_the_commit_wins_and_the_commit_stores_nothing(
+async def test_the_commit_claims_in_its_read_so_a_later_claim_loses(
         store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another account claims the session between the read and the commit:
-    the commit's own claim (SET NX GET, atomic) sees it and nothing is written."""
+    """The read claims the session (SET NX GET, atomic) before anything is
+    written: another account claiming it between the read and the commit
+    loses, and the commit goes ahead for its owner."""
     read_for_commit = store._read_for_commit
 
     async def claimed_in_between(*args: Any, **kwargs: Any) -> Any:
         read = await read_for_commit(*args, **kwargs)
-        await store.redis.set(keys.owner("S1"), "B", nx=True)
+        assert await store.redis.set(keys.owner("S1"), "B", nx=True) is None
         return read
 
     monkeypatch.setattr(store, "_read_for_commit", claimed_in_between)
+    result = await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True,
+                                links=[Link("cs:call:L1", "w:L1")])
+    assert result.status == "applied"
+    assert await store.owners(["S1"]) == {"S1": "A"}
     with pytest.raises(OwnershipConflict):
-        await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True,
-                           links=[Link("cs:call:L1", "w:L1")])
-    assert await store.owners(["S1"]) == {"S1": "B"}
-    assert await store.get("A", "S1") is None and await store.cursor("A") == 0
-    assert await store.redis.exists("cs:call:L1", keys.dedupe("A", "ev1")) == 0
+        await store.commit("B", "S1", setting(endpoint_id="E2"), "ev2", claim=True)
+    assert await store.cursor("B") == 0

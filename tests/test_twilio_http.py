@@ -11,6 +11,7 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 
 from app import keys
 from app.config import Settings
@@ -102,33 +103,32 @@ async def test_token_chosen_by_account_sid(real_redis: aioredis.Redis, settings:
         assert (await c.post(**signed(a.FLOW.steps[1], BASE, auth_token="old-token"))).status_code == 204
 
 
-class FlakyRedis(aioredis.Redis):
-    """A real Redis connection that fails the commands named in `failing`."""
+class FlakyConnection(Connection):
+    """A real Redis connection that fails (before sending anything) any write
+    holding a command named in its client's `failing`: a batch fails as a whole."""
 
+    client: FlakyRedis
+
+    def pack_command(self, *args: Any) -> Any:
+        if str(args[0]).upper() in self.client.failing:
+            raise aioredis.ConnectionError("Redis is down (test)")
+        return super().pack_command(*args)
+
+
+class FlakyRedis(aioredis.Redis):
     failing: frozenset[str] = frozenset()
 
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        if str(args[0]).upper() in self.failing:
-            raise aioredis.ConnectionError("Redis is down (test)")
-        return await super().execute_command(*args, **options)
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        """A pipeline that fails as a whole, before sending, if it holds a failing command."""
-        pipe = super().pipeline(transaction, shard_hint)
-        send = pipe.execute
-
-        async def execute(raise_on_error: bool = True) -> Any:
-            if any(str(args[0]).upper() in self.failing for args, _ in pipe.command_stack):
-                raise aioredis.ConnectionError("Redis is down (test)")
-            return await send(raise_on_error)
-
-        pipe.execute = execute  # type: ignore[method-assign]
-        return pipe
+    @classmethod
+    def connect(cls, url: str) -> FlakyRedis:
+        holder: dict[str, FlakyRedis] = {}
+        connection = type("Flaky", (FlakyConnection,), {"client": property(lambda _: holder["client"])})
+        redis = holder["client"] = cls.from_url(url, connection_class=connection)
+        return redis
 
 
 @pytest.fixture
 async def flaky(clean_redis: str, settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FlakyRedis]]:
-    redis = FlakyRedis.from_url(clean_redis)
+    redis = FlakyRedis.connect(clean_redis)
     app = create_app(settings, redis=redis)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
         yield c, redis

@@ -5,8 +5,8 @@ callback names that are not linked yet), and replay any dead letters those new
 links make resolvable.
 
 In the common case (the URL names the account and session) that is two round
-trips: one read (idempotency marker, record, owner, links), one commit; a
-session's first callback adds one for its ownership claim.
+trips: one read (idempotency marker, record, owner, claimed in the same step
+for a session's first callback, links), one commit.
 
 A callback with no session is kept as a dead letter and answered like any
 other. Races with the callback that would resolve it are closed from both

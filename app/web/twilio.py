@@ -5,22 +5,27 @@ URL Twilio called, and only then parse and apply. 403 stores nothing; 400 names
 the bad fields; 204 is sent only once the change is committed (or the callback
 is safely kept as a dead letter); Redis down is 503 (see docs/twilio.md for the
 URL fragment that makes Twilio retry it).
+
+The two routes are plain ASGI endpoints (the hot ingest path: no Request,
+form or Response objects). Errors are raised as usual (`ApiError`,
+`StoreUnavailable`) before anything is sent, so the app's exception handlers
+answer them with the same `responseStatus` bodies as every other route.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from app.services import Services, services
+from app.services import Services
 from app.twilio.callbacks import MAX_BODY_BYTES, CallbackInvalid, form_pairs, parse
 from app.twilio.ingest import Ingest, letter_for
 from app.twilio.signature import TokenBook, is_valid
 from app.web.errors import ApiError
-from app.web.requests import read_body
 
 log = logging.getLogger("app.twilio")
 
@@ -37,48 +42,91 @@ class TwilioWebhooks:
         if not self.tokens.configured:
             log.warning("no Twilio auth token configured (TWILIO_AUTH_TOKEN): every callback is refused")
 
-    def url(self, request: Request) -> str:
+    def url(self, scope: Scope, host: str) -> str:
         """The URL Twilio requested: the configured public base (else this
         request's scheme and Host), then the raw path and query string."""
-        base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
-        path = request.scope.get("raw_path") or request.url.path.encode()
-        query = request.scope.get("query_string", b"")
+        base = self.public_url or f"{scope.get('scheme', 'http')}://{host}"
+        path: bytes = scope.get("raw_path") or scope["path"].encode()
+        query: bytes = scope.get("query_string", b"")
         return base + path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
 
 
-def webhooks(request: Request) -> TwilioWebhooks:
-    svc = services(request)
+def webhooks(svc: Services) -> TwilioWebhooks:
     hooks = svc.extras.get("twilio")
     if hooks is None:
         hooks = svc.extras["twilio"] = TwilioWebhooks(svc)
+    assert isinstance(hooks, TwilioWebhooks)
     return hooks
 
 
-async def receive(request: Request, kind: str) -> Response:
-    hooks = webhooks(request)
-    body = await read_body(request, hooks.max_body)
-    form = form_pairs(body)
-    account_sid = next((v for k, v in form or () if k == "AccountSid"), None)
-    signature = request.headers.get("x-twilio-signature")
-    if form is None or not is_valid(hooks.url(request), form, signature, hooks.tokens.tokens_for(account_sid)):
-        log.warning("twilio %s callback refused: %s signature", kind, "bad" if signature else "no")
-        raise ApiError(403, "Forbidden", "Missing or invalid X-Twilio-Signature")
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    try:
-        cb = parse(kind, query, form)
-    except CallbackInvalid as exc:
-        log.warning("twilio %s callback rejected: %s", kind, exc)
-        raise ApiError(400, "ValidationError", "Invalid Twilio callback", exc.errors) from None
-    await hooks.ingest.handle(letter_for(kind, query, form, cb), cb)
-    return Response(status_code=204)
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Body exceeds {limit} bytes")
 
 
-async def status(request: Request) -> Response:
-    return await receive(request, "status")
+async def _body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+    """The body, refusing (413) anything over `limit` bytes without buffering it all."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away (as Request.stream() says it)
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def conference(request: Request) -> Response:
-    return await receive(request, "conference")
+class Webhook:
+    """One of the two routes, as a plain ASGI app."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.__name__ = kind  # the route's name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = self.kind
+        hooks = webhooks(scope["app"].state.services)
+        declared = signature = None
+        host = ""
+        for name, value in scope["headers"]:  # the first of each, as Request.headers.get gives
+            if name == b"x-twilio-signature":
+                if signature is None:
+                    signature = value.decode("latin-1")
+            elif name == b"content-length":
+                if declared is None:
+                    declared = value
+            elif name == b"host":
+                if not host:
+                    host = value.decode("latin-1")
+        body = await _body(receive, declared, hooks.max_body)
+        form = form_pairs(body)
+        account_sid = next((v for k, v in form or () if k == "AccountSid"), None)
+        if form is None or not is_valid(hooks.url(scope, host), form, signature, hooks.tokens.tokens_for(account_sid)):
+            log.warning("twilio %s callback refused: %s signature", kind, "bad" if signature else "no")
+            raise ApiError(403, "Forbidden", "Missing or invalid X-Twilio-Signature")
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            cb = parse(kind, query, form)
+        except CallbackInvalid as exc:
+            log.warning("twilio %s callback rejected: %s", kind, exc)
+            raise ApiError(400, "ValidationError", "Invalid Twilio callback", exc.errors) from None
+        await hooks.ingest.handle(letter_for(kind, query, form, cb), cb)
+        await send(_start_204())
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _start_204() -> dict[str, Any]:
+    return {"type": "http.response.start", "status": 204, "headers": []}
+
+
+status = Webhook("status")
+conference = Webhook("conference")
 
 
 def routes() -> list[Route]:
