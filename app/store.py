@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from os import urandom
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,7 +86,9 @@ def _script(name: str) -> str:
 
 
 def new_epoch() -> str:
-    return secrets.token_hex(8)
+    """A random id for a new incarnation of an account's log (64 bits, hex);
+    every commit proposes one (used only when the account has none)."""
+    return urandom(8).hex()
 
 
 class SessionStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,6 +21,7 @@ from app.twilio.callbacks import (
     parse_status,
     query_pairs,
     rfc2822_to_iso,
+    rfc2822_to_iso_general,
 )
 from tests.flows.model import TWILIO_ACCOUNT, at, sid
 
@@ -139,6 +141,47 @@ def test_timestamps() -> None:
     for bad in ("", "2023-03-17T11:28:31Z", "Fri, 17 Mar 2023 11:28:31"):
         with pytest.raises(ValueError):
             rfc2822_to_iso(bad)
+
+
+def _either(value: str) -> str:
+    try:
+        return rfc2822_to_iso_general(value)
+    except ValueError:
+        return "ValueError"
+
+
+def _fast(value: str) -> str:
+    try:
+        return rfc2822_to_iso(value)
+    except ValueError:
+        return "ValueError"
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)), st.booleans())
+def test_twilio_timestamps_take_the_fast_path_and_agree(when: datetime, pad: bool) -> None:
+    day = f"{when.day:02d}" if pad else str(when.day)
+    text = (f"{_DAYS[when.weekday()]}, {day} {_MONTH_NAMES[when.month - 1]} {when.year} "
+            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} +0000")
+    assert rfc2822_to_iso(text) == rfc2822_to_iso_general(text) == when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@given(st.sampled_from(_DAYS + ("Xyz", "mon", "")), st.integers(0, 40), st.sampled_from(_MONTH_NAMES + ("jan", "Foo")),
+       st.integers(0, 10_000), st.integers(0, 99), st.integers(0, 99), st.integers(0, 99),
+       st.sampled_from(["+0000", "-0000", "+0130", "GMT", "UT", "", "+00"]), st.booleans())
+def test_fast_path_agrees_with_the_general_parser(weekday: str, day: int, month: str, year: int, hour: int,
+                                                  minute: int, second: int, zone: str, pad: bool) -> None:
+    y = f"{year:04d}" if pad else str(year)
+    text = f"{weekday}, {day} {month} {y} {hour:02d}:{minute:02d}:{second:02d} {zone}".strip()
+    assert _fast(text) == _either(text)
+
+
+@given(st.text(alphabet="MonTue, 0123456789JanFb:+-", max_size=40))
+def test_fast_path_agrees_on_any_text(text: str) -> None:
+    assert _fast(text) == _either(text)
 
 
 def test_idempotency_key_is_the_signed_request() -> None:

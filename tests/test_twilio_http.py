@@ -22,6 +22,7 @@ from tests.flows import FLOWS
 from tests.flows import a_inbound_to_agent as a
 from tests.flows.http import deliver, open_session, seen_by, signed
 from tests.flows.model import TWILIO_ACCOUNT, USERS, Step, call, context, expect
+from tests.support.resp import resp_commands
 
 BASE = "http://testserver"
 NO = expect(None)
@@ -109,10 +110,12 @@ class FlakyConnection(Connection):
 
     client: FlakyRedis
 
-    def pack_command(self, *args: Any) -> Any:
-        if str(args[0]).upper() in self.client.failing:
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        data = command.encode() if isinstance(command, str) else (
+            command if isinstance(command, bytes) else b"".join(command))
+        if any(args[0].decode().upper() in self.client.failing for args in resp_commands(data)):
             raise aioredis.ConnectionError("Redis is down (test)")
-        return super().pack_command(*args)
+        await super().send_packed_command(command, check_health)
 
 
 class FlakyRedis(aioredis.Redis):

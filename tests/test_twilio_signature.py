@@ -13,6 +13,7 @@ from app.twilio.signature import (
     compute_signature,
     is_valid,
     parse_token_map,
+    base_variants,
     url_variants,
 )
 
@@ -113,3 +114,17 @@ def test_bad_token_map_is_refused(text: str) -> None:
         parse_token_map(text)
     with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKENS"):
         load_settings({"APP_ENV": "test", "TWILIO_AUTH_TOKENS": text})
+
+
+@pytest.mark.parametrize("base", ["https://h.test", "http://h.test", "https://h.test:8443", "http://h.test:80/prefix",
+                                  "https://user@h.test/a/b", "http://[::1]:8000", "https://h.test/p%2F"])
+@pytest.mark.parametrize("rest", ["/twilio/status", "/twilio/status?accountId=A1&x=%20y", "/a%2Fb/?q=:99", ""])
+def test_variants_of_the_public_url_are_those_of_each_url(base: str, rest: str) -> None:
+    variants = base_variants(base)
+    assert variants is not None
+    assert (variants[0] + rest, variants[1] + rest) == url_variants(base + rest)
+
+
+@pytest.mark.parametrize("base", ["h.test", "/relative", "https://h.test:port", "https://h.test/?q=1"])
+def test_a_base_that_is_not_plain_is_varied_per_url(base: str) -> None:
+    assert base_variants(base) is None

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Final, Literal, TypeVar
 from urllib.parse import unquote
@@ -176,8 +176,33 @@ def _check_conference(cb: ConferenceEvent, values: dict[str, str], errors: list[
     _token(cb.participant_call_status, "ParticipantCallStatus", errors)
 
 
+_MONTHS: Final = {name: i for i, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+# What Twilio sends: `Tue, 14 Nov 2023 22:13:20 +0000`. Anything else takes the general parser.
+_TWILIO_DATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"([1-9]\d{3}) (\d\d):(\d\d):(\d\d) \+0000")
+
+
 def rfc2822_to_iso(value: str) -> str:
-    """`Fri, 17 Mar 2023 11:28:31 +0000` -> `2023-03-17T11:28:31.000Z`; ValueError if not a date."""
+    """`Fri, 17 Mar 2023 11:28:31 +0000` -> `2023-03-17T11:28:31.000Z`; ValueError if not a date.
+    Twilio's own shape (UTC, English names) is read directly; anything else,
+    or a date it cannot be (31 Feb), goes to the general parser, which decides."""
+    match = _TWILIO_DATE.fullmatch(value)
+    if match is not None:
+        day, name, year, hour, minute, second = match.groups()
+        month = _MONTHS[name]
+        try:
+            datetime(int(year), month, int(day), int(hour), int(minute), int(second))
+        except ValueError:
+            pass
+        else:
+            return f"{year}-{month:02d}-{int(day):02d}T{hour}:{minute}:{second}.000Z"
+    return rfc2822_to_iso_general(value)
+
+
+def rfc2822_to_iso_general(value: str) -> str:
+    """`rfc2822_to_iso` by `email.utils.parsedate_to_datetime`, for every shape RFC 2822 allows."""
     try:
         dt = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -58,13 +58,32 @@ def is_valid(url: str, params: Params, signature: str | None, tokens: Iterable[s
     """True when `signature` matches `url` (with or without port) under any token.
     Every candidate is computed and compared, so the time taken does not say
     which comparison came closest."""
-    if not signature:
-        return False
-    presented = signature.strip().encode("ascii", "replace")
     try:
         candidates = url_variants(url)
     except ValueError:  # e.g. a port that is not a number
         return False
+    return matches(candidates, params, signature, tokens)
+
+
+def base_variants(base: str) -> tuple[str, str] | None:
+    """`url_variants` of a base URL (scheme, host, optional path prefix), computed
+    once: each variant + the raw path and query is that URL's variant (only the
+    port changes). None when the base is not an absolute URL with a valid port."""
+    try:
+        variants = url_variants(base)
+    except ValueError:
+        return None
+    if variants[0] == variants[1] or urlsplit(base).query or "#" in base:
+        return None  # not a plain absolute base: vary each URL whole
+    return variants
+
+
+def matches(candidates: Iterable[str], params: Params, signature: str | None, tokens: Iterable[str]) -> bool:
+    """True when `signature` matches any of the candidate URLs under any token
+    (every candidate computed and compared, in constant time each)."""
+    if not signature:
+        return False
+    presented = signature.strip().encode("ascii", "replace")
     tail = signed_params(params)  # the same for every candidate: built once
     ok = False
     for token in tokens:

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from app.services import Services
 from app.twilio.callbacks import MAX_BODY_BYTES, CallbackInvalid, form_pairs, parse
 from app.twilio.ingest import Ingest, letter_for
-from app.twilio.signature import TokenBook, is_valid
+from app.twilio.signature import TokenBook, base_variants, matches, url_variants
 from app.web.errors import ApiError
 
 log = logging.getLogger("app.twilio")
@@ -37,10 +37,23 @@ class TwilioWebhooks:
         s = svc.settings
         self.tokens = TokenBook.from_settings(s.twilio_auth_token, s.twilio_auth_token_secondary, s.twilio_auth_tokens)
         self.public_url = s.public_url.rstrip("/")
+        self.public_variants = base_variants(self.public_url) if self.public_url else None
         self.max_body = min(s.max_body_bytes, MAX_BODY_BYTES)
         self.ingest = Ingest(svc.store, s)
         if not self.tokens.configured:
             log.warning("no Twilio auth token configured (TWILIO_AUTH_TOKEN): every callback is refused")
+
+    def candidates(self, scope: Scope, host: str) -> tuple[str, ...]:
+        """The URL Twilio requested, with and without its port (see `url`);
+        from PUBLIC_URL's variants, computed once, when it is set."""
+        if self.public_variants is None:
+            try:
+                return url_variants(self.url(scope, host))
+            except ValueError:  # e.g. a port that is not a number: nothing can match
+                return ()
+        rest = self.url(scope, host)[len(self.public_url):]
+        bare, ported = self.public_variants
+        return (bare + rest, ported + rest)
 
     def url(self, scope: Scope, host: str) -> str:
         """The URL Twilio requested: the configured public base (else this
@@ -107,7 +120,8 @@ class Webhook:
         body = await _body(receive, declared, hooks.max_body)
         form = form_pairs(body)
         account_sid = next((v for k, v in form or () if k == "AccountSid"), None)
-        if form is None or not is_valid(hooks.url(scope, host), form, signature, hooks.tokens.tokens_for(account_sid)):
+        if form is None or not matches(hooks.candidates(scope, host), form, signature,
+                                       hooks.tokens.tokens_for(account_sid)):
             log.warning("twilio %s callback refused: %s signature", kind, "bad" if signature else "no")
             raise ApiError(403, "Forbidden", "Missing or invalid X-Twilio-Signature")
         query = scope.get("query_string", b"").decode("latin-1")
