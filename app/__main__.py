@@ -36,12 +36,18 @@ class WebSocketOptions(TypedDict):
     ws_per_message_deflate: bool
 
 
+LIVE_WS_PROTOCOL = "app.live.uvicorn_ws:LiveWebSocketProtocol"
+
+
 def websocket_options(max_message_bytes: int) -> WebSocketOptions:
     """uvicorn's WebSocket settings for /sessions/live; the Procfile passes the same as flags.
 
     - `websockets-sansio`: no task per connection of its own (keepalive is a loop timer), and a
       write that has room never suspends, which the live pump relies on to write without tasks.
-      `UVICORN_WS` picks another implementation, for comparisons only.
+      Run as `app.live.uvicorn_ws:LiveWebSocketProtocol`, which only drops the upgrade request
+      and the 101 response uvicorn would keep for the socket's life (~4.5 KiB per idle socket).
+      `UVICORN_WS` picks another implementation (`websockets-sansio`: the stock one), for
+      comparisons only.
     - `ws_max_size`: an inbound message over LIVE_MAX_MESSAGE_BYTES is refused by the frame
       parser (close 1009) before it is buffered, not after.
     - `ws_max_queue`: inbound messages held for the app; the protocol's are rare and tiny.
@@ -51,7 +57,7 @@ def websocket_options(max_message_bytes: int) -> WebSocketOptions:
     - `ws_per_message_deflate=False`: compression would keep a zlib context per socket (tens
       of KiB) and compress every frame once per socket, undoing encode-once."""
     return {
-        "ws": cast(Any, os.environ.get("UVICORN_WS", "websockets-sansio")),
+        "ws": cast(Any, os.environ.get("UVICORN_WS", LIVE_WS_PROTOCOL)),
         "ws_max_size": max_message_bytes,
         "ws_max_queue": 4,
         "ws_ping_interval": 0.0,

@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from app.auth import TokenVerifier
 from app.config import Settings, load_settings
@@ -29,6 +30,32 @@ def build_services(settings: Settings, redis: aioredis.Redis) -> Services:
     hub = build_hub(store, Broker(redis), settings)
     reads = SnapshotReads(PositionBatcher(redis), Snapshots())
     return Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads)
+
+
+LIVE_PATH = "/sessions/live"
+
+
+class App(Starlette):
+    """The service's ASGI app. WebSocket handshakes on `/sessions/live` go straight to the
+    live handler (it handles its own refusals with the app's exception handlers); everything
+    else, SSE and long-poll on the same paths included, goes through Starlette's middleware
+    and router. A live socket lives for hours: this way no middleware or routing coroutine,
+    scope copy or Starlette `WebSocket` stays alive with it. (`__call__` stays a coroutine
+    function: servers tell ASGI 3 from ASGI 2 by it.)"""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and _route_path(scope) == LIVE_PATH:
+            scope["app"] = self
+            await live.live_socket(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches (without the mount prefix), as Starlette computes it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def create_app(settings: Settings | None = None, redis: aioredis.Redis | None = None) -> Starlette:
@@ -52,7 +79,7 @@ def create_app(settings: Settings | None = None, redis: aioredis.Redis | None = 
             if owns_redis:
                 await client.aclose()
 
-    app = Starlette(
+    app = App(
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
                 *console.routes()],
         exception_handlers={

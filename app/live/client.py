@@ -115,6 +115,7 @@ class Connection:
             try:
                 if token is not None:
                     close = await self._authenticate(Authenticate(token, since, refresh=False))
+                token = since = None  # this frame lives as long as the connection: keep no credentials
                 if close is None:
                     close = await self._read()
             except asyncio.CancelledError:
@@ -148,23 +149,30 @@ class Connection:
 
     # -- reading ------------------------------------------------------------------
     async def _read(self) -> Close | None:
+        receive = self._transport.receive
         while True:
-            data = await self._transport.receive()
+            data = await receive()
             if data is None:
                 return None
-            try:
-                message = parse_inbound(data, self._limits.max_message_bytes)
-            except ProtocolError as exc:
-                return exc.close
-            action = self.state.on_message(message)
-            if isinstance(action, Finish):
-                return action.close
-            if isinstance(action, SendPong):
-                self.outbox.offer(protocol.pong())
-            elif isinstance(action, Authenticate):
-                close = await self._authenticate(action)
-                if close is not None:
-                    return close
+            close = await self._on_inbound(data)
+            del data  # an auth message's token is not kept while the socket idles
+            if close is not None:
+                return close
+
+    async def _on_inbound(self, data: str | bytes) -> Close | None:
+        """One inbound message; a Close ends the connection."""
+        try:
+            message = parse_inbound(data, self._limits.max_message_bytes)
+        except ProtocolError as exc:
+            return exc.close
+        action = self.state.on_message(message)
+        if isinstance(action, Finish):
+            return action.close
+        if isinstance(action, SendPong):
+            self.outbox.offer(protocol.pong())
+        elif isinstance(action, Authenticate):
+            return await self._authenticate(action)
+        return None
 
     def _stop_reader(self) -> None:
         if self._reading and self._reader is not None and not self._stopping:

@@ -5,14 +5,14 @@ from Starlette to app.live; docs/protocol.md is the contract."""
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from collections.abc import MutableMapping
+from typing import Any, cast
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth import USER, require_role
 from app.config import Settings
@@ -31,6 +31,7 @@ from app.live.protocol import (
 from app.live.session import Timing
 from app.live.views import Viewer
 from app.services import Services, services
+from app.web import errors
 from app.web.errors import ApiError
 from app.web.requests import bearer_token
 
@@ -38,7 +39,19 @@ _json = msgspec.json.Encoder()
 _POLL_KINDS = frozenset({"snapshot", "patch"})
 
 
+_limits: dict[tuple[int, bool], tuple[Settings, Limits]] = {}
+
+
 def limits(settings: Settings, two_way: bool) -> Limits:
+    """The same Limits object for every connection of the process (keyed by the settings' identity)."""
+    key = (id(settings), two_way)
+    cached = _limits.get(key)
+    if cached is None or cached[0] is not settings:
+        cached = _limits[key] = (settings, _make_limits(settings, two_way))
+    return cached[1]
+
+
+def _make_limits(settings: Settings, two_way: bool) -> Limits:
     return Limits(
         queue_max_bytes=settings.live_queue_max_bytes,
         write_timeout=settings.live_write_timeout,
@@ -66,41 +79,87 @@ def _unavailable() -> ApiError:
 
 
 class WebSocketTransport:
-    def __init__(self, websocket: WebSocket) -> None:
-        self._ws = websocket
-        # The raw ASGI send: each frame's event is built once per message and shared by every
-        # socket (Message.ws_event); Starlette's state checks add nothing once accepted.
-        self._send: Send = websocket._send
+    """The raw ASGI receive/send of one accepted socket: no Starlette `WebSocket`, whose
+    state checks add nothing once accepted and whose scope views would live as long as it."""
+
+    __slots__ = ("_receive", "_send")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
 
     async def send(self, message: Message) -> None:
+        # Each frame's event is built once per message and shared by every socket (Message.ws_event).
         try:
             await self._send(message.ws_event())
-        except (WebSocketDisconnect, OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError) as exc:  # uvicorn's ClientDisconnected is an OSError
             raise PeerGone() from exc
 
     async def receive(self) -> str | bytes | None:
         try:
-            event = await self._ws.receive()
-        except (WebSocketDisconnect, OSError, RuntimeError):
+            event = await self._receive()
+        except (OSError, RuntimeError):
             return None
-        if event["type"] == "websocket.disconnect":
-            return None
+        if event["type"] != "websocket.receive":
+            return None  # websocket.disconnect
         text = event.get("text")
         return cast(str, text) if text is not None else cast(bytes, event.get("bytes") or b"")
 
     async def close(self, close: Close) -> None:
-        await self._ws.close(int(close.code), close.reason)
+        await self._send({"type": "websocket.close", "code": int(close.code), "reason": close.reason})
 
 
-async def live_socket(websocket: WebSocket) -> None:
-    svc = services(websocket)
-    hub = _hub(svc)
-    if hub is None:
-        await websocket.send_denial_response(Response(status_code=503, headers={"Retry-After": "1"}))
+_ACCEPT = {"type": "websocket.accept"}
+
+
+async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
+    """`/sessions/live` as a WebSocket: a plain ASGI app, which app.main sends the handshake
+    to without Starlette's routing and middleware, so that nothing of theirs (coroutine
+    frames, scope copies, the `WebSocket` object) is kept for the life of the connection.
+    A handshake refused before accept gets an HTTP denial with the usual `responseStatus`
+    body (503 while the hub is not running or drains), as the exception handlers would send."""
+    if (await receive())["type"] != "websocket.connect":
+        return  # gone before the handshake reached the app
+    try:
+        svc: Services = scope["app"].state.services
+        hub = _hub(svc)
+        if hub is None:
+            raise _unavailable()
+        transport = WebSocketTransport(receive, send)
+        connection = Connection(hub, svc.authenticate, limits(svc.settings, two_way=True), transport)
+    except Exception as exc:  # noqa: BLE001 - refused as the app's handlers refuse HTTP
+        await deny_handshake(scope, send, exc)
         return
-    await websocket.accept()
-    connection = Connection(hub, svc.authenticate, limits(svc.settings, two_way=True), WebSocketTransport(websocket))
-    await connection.run(bearer_token(cast(Request, websocket)), websocket.query_params.get("since"))
+    await send(_ACCEPT)
+    # Credentials are read here and passed on, not kept: run() drops them once used.
+    await connection.run(*_credentials(scope))
+
+
+class _Handshake(HTTPConnection):
+    """A throwaway Starlette view of a WebSocket handshake (an HTTP GET), for the request
+    helpers and error handlers; nothing keeps it once the socket is accepted."""
+
+    method = "GET"
+
+
+def _credentials(scope: Scope) -> tuple[str | None, str | None]:
+    """The token (header, else cookie) and `since` of a handshake."""
+    conn = _Handshake(scope)
+    return bearer_token(cast(Request, conn)), conn.query_params.get("since")
+
+
+async def deny_handshake(scope: Scope, send: Send, exc: Exception) -> None:
+    """An exception before accept, as an HTTP response to the handshake: the handler the
+    app registered for it (ApiError, AuthError, store down: `responseStatus`), else 500."""
+    request = cast(Request, _Handshake(scope))
+    handlers: dict[Any, Any] = scope["app"].exception_handlers
+    handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), errors.unexpected)
+    response: Response = await handler(request, exc)
+    await response(scope, _no_body, send)  # a `websocket.http.response.*` denial
+
+
+async def _no_body() -> MutableMapping[str, Any]:
+    return {"type": "websocket.disconnect", "code": 1000}
 
 
 # -- SSE -------------------------------------------------------------------------------
@@ -223,9 +282,9 @@ def _wait(text: str | None, cap: float) -> float:
     return max(0.0, min(value, cap))
 
 
-def routes() -> list[Route | WebSocketRoute]:
+def routes() -> list[Route]:
     return [
-        WebSocketRoute("/sessions/live", live_socket),
+        # The WebSocket on this path is `live_socket`, dispatched by app.main before Starlette.
         Route("/sessions/live", live_events, methods=["GET"]),
         Route("/sessions/changes", changes, methods=["GET"]),
     ]

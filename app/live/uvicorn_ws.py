@@ -1,0 +1,117 @@
+"""uvicorn's `websockets-sansio` protocol, minus what it keeps per socket and never needs.
+
+On an idle live socket uvicorn's protocol holds about 21 KiB. Two parts of it are
+spent on nothing once the socket is open, and this subclass removes them; the
+protocol's behaviour (framing, limits, close handshake, back-pressure) is uvicorn's:
+
+- the parsed upgrade request (`self.request`: a websockets `Request` and its
+  `Headers`) and the 101 response it built (`self.response`), which uvicorn
+  never reads again once the response is sent (the ASGI scope already has the
+  request headers): about 4.5 KiB, dropped when the handshake is over;
+- an `asyncio.Queue` for inbound events and an `asyncio.Event` for "writable":
+  five deques between them (about 3.8 KiB, each empty deque being 600 bytes),
+  replaced by `Inbox` and `Flag`, which do what uvicorn asks of them (put,
+  get, empty; set, clear, wait) with a waiter made only while someone waits.
+
+Selected by `app.__main__.websocket_options` (and `--ws` in the Procfile);
+`UVICORN_WS=websockets-sansio` runs the stock class, for comparisons."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+
+class Inbox:
+    """A FIFO with one consumer (the ASGI app's `receive`)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            if self._waiter is not None:
+                raise RuntimeError("concurrent receive() on one WebSocket")
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        assert self._items is not None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+    def empty(self) -> bool:
+        return not self._items
+
+
+class Flag:
+    """`asyncio.Event`'s set / clear / is_set / wait, without a deque per instance."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self._set = value
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
+class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue: Any = Inbox()
+        self.writable: Any = Flag(True)
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # The scope was built from it; a refused handshake (not 101) has been answered.
+        self.request: Any = None
+
+    def start_keepalive(self) -> None:
+        # Called once, right after the 101 response was written: it is not needed again.
+        self.response: Any = None
+        super().start_keepalive()
