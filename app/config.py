@@ -54,10 +54,6 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
     live_drain_spread_ms: int = 5_000  # SIGTERM: reconnect delay hints spread over this
     live_drain_timeout: float = 3.0  # SIGTERM: wait this long for clients to go
-    gc_paced: bool = True  # app/gc_pacing.py: young collections on a timer, the full pass rarely
-    gc_young_interval: float = 0.1  # seconds between young-generation collections (when paced)
-    gc_full_interval: float = 60.0  # seconds between full collections (when paced)
-    gc_thaw_every: int = 10  # every Nth full collection also rescans what earlier ones froze
 
     @property
     def production(self) -> bool:

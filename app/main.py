@@ -13,7 +13,6 @@ from starlette.types import Receive, Scope, Send
 
 from app.auth import TokenVerifier
 from app.config import Settings, load_settings
-from app.gc_pacing import GcPacer
 from app.live.broker import Broker
 from app.live.hub import build_hub
 from app.live.signals import drain_on_sigterm
@@ -65,24 +64,17 @@ def create_app(settings: Settings | None = None, redis: aioredis.Redis | None = 
     client = redis if redis is not None else connect(settings)
     svc = build_services(settings, client)
 
-    pacer = (GcPacer(settings.gc_young_interval, settings.gc_full_interval, settings.gc_thaw_every)
-             if settings.gc_paced else None)
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = svc.live
         assert hub is not None
         await hub.start()
-        if pacer is not None:
-            pacer.start()  # once started: what exists now is frozen, collection is paced
         # SIGTERM: tell live clients to reconnect elsewhere before the server stops.
         restore = drain_on_sigterm(lambda: hub.drain(settings.live_drain_spread_ms, settings.live_drain_timeout))
         try:
             yield
         finally:
             restore()
-            if pacer is not None:
-                pacer.stop()
             await hub.stop()
             if owns_redis:
                 await client.aclose()
