@@ -54,8 +54,9 @@ def start_services(redis_url: str, count: int) -> list[ServiceProcess]:
 
 
 class BaselineProcess(ServiceProcess):
-    """A baseline ASGI app (`bench.baselines.<module>:app`) under uvicorn, configured as the
-    service runs (uvloop, httptools, websockets), on a free port."""
+    """A baseline ASGI app (`bench.baselines.<module>:app`) under uvicorn with the service's
+    event loop and HTTP parser (uvloop, httptools) and uvicorn's default WebSocket settings
+    (how python-socketio is usually deployed), on a free port."""
 
     def __init__(self, module: str, redis_url: str, env: dict[str, str] | None = None) -> None:
         self._start(
