@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from app.web.errors import ApiError
 
 
+def bearer_from_header(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, if that is what it is."""
+    scheme, _, value = (authorization or "").partition(" ")
+    token = value.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def bearer_token(request: Request) -> str | None:
     """`Authorization: Bearer <token>`, else the `ss-tok` cookie (ServiceStack's order)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get("ss-tok") or None
+    return bearer_from_header(request.headers.get("authorization")) or request.cookies.get("ss-tok") or None
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Body exceeds {limit} bytes")
+
+
+async def receive_body(receive: Receive, declared: str | bytes | None, limit: int) -> bytes:
+    """The body from a raw ASGI `receive`, refusing (413) anything over `limit`
+    bytes (by its declared Content-Length, else as it arrives) without buffering it all."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away (as Request.stream() says it)
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) anything over `limit` bytes without buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "RequestEntityTooLarge", f"Body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "RequestEntityTooLarge", f"Body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """`receive_body` for a Starlette request."""
+    return await receive_body(request.receive, request.headers.get("content-length"), limit)

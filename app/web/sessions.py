@@ -18,7 +18,7 @@ from app.snapshots import Pos, Snapshot, key_for
 from app.store import View
 from app.visibility import can_see, decode_scope
 from app.web.errors import ApiError, request_format
-from app.web.requests import bearer_token
+from app.web.requests import bearer_from_header, bearer_token
 
 OPERATIONS: Final = {"getactivesessions": "GetActiveSessions", "getmysessions": "GetMySessions"}
 FORMATS: Final = ("json", "xml", "jsv", "csv")
@@ -93,9 +93,9 @@ def _operation_and_format(request: Request, wanted: _Wanted) -> tuple[str, Forma
 def _token(request: Request, wanted: _Wanted) -> str | None:
     """`bearer_token`, without building the header map for the usual case."""
     if wanted.authorization is not None:
-        scheme, _, value = wanted.authorization.decode("latin-1").partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
+        token = bearer_from_header(wanted.authorization.decode("latin-1"))
+        if token is not None:
+            return token
     return bearer_token(request)
 
 

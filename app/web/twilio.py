@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -26,6 +25,7 @@ from app.twilio.callbacks import MAX_BODY_BYTES, CallbackInvalid, form_pairs, pa
 from app.twilio.ingest import Ingest, letter_for
 from app.twilio.signature import TokenBook, base_variants, matches, url_variants
 from app.web.errors import ApiError
+from app.web.requests import receive_body
 
 log = logging.getLogger("app.twilio")
 
@@ -72,29 +72,6 @@ def webhooks(svc: Services) -> TwilioWebhooks:
     return hooks
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "RequestEntityTooLarge", f"Body exceeds {limit} bytes")
-
-
-async def _body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
-    """The body, refusing (413) anything over `limit` bytes without buffering it all."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away (as Request.stream() says it)
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 class Webhook:
     """One of the two routes, as a plain ASGI app."""
 
@@ -117,7 +94,7 @@ class Webhook:
             elif name == b"host":
                 if not host:
                     host = value.decode("latin-1")
-        body = await _body(receive, declared, hooks.max_body)
+        body = await receive_body(receive, declared, hooks.max_body)
         form = form_pairs(body)
         account_sid = next((v for k, v in form or () if k == "AccountSid"), None)
         if form is None or not matches(hooks.candidates(scope, host), form, signature,
