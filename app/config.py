@@ -48,7 +48,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_token_grace: float = 10.0  # close (3005) this long after the token expires
     live_queue_max_bytes: int = 1_048_576  # per-connection send queue; past it: close (3008)
     live_write_timeout: float = 10.0  # one blocked socket write longer than this: close (3008)
-    live_max_message_bytes: int = 65_536  # inbound message size limit (3504)
+    live_max_message_bytes: int = 65_536  # inbound message size limit (uvicorn closes with 1009 first; 3504 here)
     live_replay_max_changes: int = 5_000  # resume scans at most this many changes, else reset
     live_position_check_seconds: float = 30.0  # compare relayed position with the store
     live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
