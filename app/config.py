@@ -22,8 +22,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     env: str = "development"
     host: str = "127.0.0.1"
     port: int = 8000
-    redis_url: str = ""
-    redis_max_connections: int = 256
+    redis_url: str = ""  # one node, or any node of a Redis Cluster (discovered)
+    redis_max_connections: int = 256  # per Redis node
+    redis_sentinels: str = ""  # "host:port,host:port": find (and follow) the primary through Sentinel
+    redis_sentinel_master: str = "mymaster"  # the master name Sentinel watches
+    redis_socket_timeout: float = 10.0  # seconds; a Redis reply slower than this fails the batch (0: none)
+    redis_retry_seconds: float = 2.0  # cluster: how long a batch waits for its slot's master to come back
+    redis_wait_replicas: int = 0  # > 0: a write is answered only once this many replicas have it (WAIT)
+    redis_wait_timeout_ms: int = 1000  # ... within this time, else 503 (the sender retries)
     jwt_algorithm: str = "HS256"
     jwt_secret: str = ""
     jwt_secret_base64: str = ""
@@ -75,8 +81,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("no JWT key: set JWT_SECRET or JWT_SECRET_BASE64")
         if not self.events_api_key:
             raise ConfigError("no events API key: set EVENTS_API_KEY")
-        if self.production and not self.redis_url:
-            raise ConfigError("production needs a shared Redis: set REDIS_URL")
+        if self.production and not (self.redis_url or self.redis_sentinels):
+            raise ConfigError("production needs a shared Redis: set REDIS_URL (or REDIS_SENTINELS)")
+        if self.redis_wait_replicas < 0 or self.redis_wait_timeout_ms <= 0:
+            raise ConfigError("REDIS_WAIT_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
         if self.twilio_auth_tokens:
             from app.twilio.signature import parse_token_map
 

@@ -42,6 +42,18 @@ def epoch(account_id: str) -> str:
     return f"{PREFIX}:{tag(account_id)}:epoch"
 
 
+def epoch_generation(account_id: str) -> str:
+    """The node generation (replication id) the account's epoch was started
+    under: a commit under another one starts a new epoch (lua/generation.lua)."""
+    return f"{PREFIX}:{tag(account_id)}:epochgen"
+
+
+def wait_probe(account_id: str) -> str:
+    """Written before a `WAIT` that must cover earlier writes of other connections
+    (REDIS_WAIT_REPLICAS, for a duplicate or unchanged commit)."""
+    return f"{PREFIX}:{tag(account_id)}:waitprobe"
+
+
 def changes(account_id: str) -> str:
     """Stream: the account's bounded change log, entry id `<cursor>-0`."""
     return f"{PREFIX}:{tag(account_id)}:changes"

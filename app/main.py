@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
@@ -17,14 +16,14 @@ from app.live.broker import Broker
 from app.live.hub import build_hub
 from app.live.signals import drain_on_sigterm
 from app.redis_batch import PositionBatcher
-from app.redis_client import connect
+from app.redis_io import Redis, connect, wrap
 from app.services import Services
 from app.snapshots import SnapshotReads, Snapshots
 from app.store import SessionStore
 from app.web import console, errors, events, health, live, sessions, twilio
 
 
-def build_services(settings: Settings, redis: aioredis.Redis) -> Services:
+def build_services(settings: Settings, redis: Redis) -> Services:
     verifier = TokenVerifier(settings.jwt_verify_key(), settings.jwt_algorithm)
     store = SessionStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
@@ -58,10 +57,12 @@ def _route_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-def create_app(settings: Settings | None = None, redis: aioredis.Redis | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, redis: Redis | Any | None = None) -> Starlette:
+    """The app on `redis` (a `Redis`, or a redis-py client for one node), else on
+    the Redis the settings name."""
     settings = settings or load_settings()
     owns_redis = redis is None
-    client = redis if redis is not None else connect(settings)
+    client = wrap(redis) if redis is not None else connect(settings)
     svc = build_services(settings, client)
 
     @contextlib.asynccontextmanager

@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import redis.asyncio as aioredis
-
 from app import keys
+from app.redis_io import REDIS_DOWN, Redis, wrap
 from app.snapshots import Pos
 from app.store import StoreUnavailable
 
@@ -24,8 +23,8 @@ log = logging.getLogger("app.redis_batch")
 
 
 class PositionBatcher:
-    def __init__(self, redis: aioredis.Redis, max_in_flight: int = 1, max_batch: int = 512) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis, max_in_flight: int = 1, max_batch: int = 512) -> None:
+        self.redis = wrap(redis)
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
         self._pending: dict[str, list[asyncio.Future[Pos]]] = {}
@@ -72,13 +71,10 @@ class PositionBatcher:
     async def _send(self, batch: dict[str, list[asyncio.Future[Pos]]]) -> None:
         try:
             accounts = list(batch)
-            pipe = self.redis.pipeline(transaction=False)
-            for account in accounts:
-                pipe.mget(keys.epoch(account), keys.seq(account))
             self.round_trips += 1
             try:
-                replies = await pipe.execute()
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+                replies = await self.redis.run([("MGET", keys.epoch(a), keys.seq(a)) for a in accounts])
+            except REDIS_DOWN as exc:
                 _fail(batch, StoreUnavailable(str(exc)))
                 return
             except asyncio.CancelledError:
@@ -87,7 +83,11 @@ class PositionBatcher:
             except Exception as exc:  # noqa: BLE001 - every waiter gets it, nobody hangs
                 _fail(batch, exc)
                 return
-            for account, (epoch, seq) in zip(accounts, replies):
+            for account, reply in zip(accounts, replies):
+                if isinstance(reply, Exception):
+                    _fail({account: batch[account]}, StoreUnavailable(str(reply)))
+                    continue
+                epoch, seq = reply
                 pos = Pos(_text(epoch) if epoch is not None else None, int(seq or 0))
                 for future in batch[account]:
                     if not future.done():

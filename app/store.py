@@ -25,7 +25,7 @@ from app.changes import Change, ChangeEntry, entry_decoder, entry_encoder, make_
 from app.config import Settings
 from app.models import SessionInfo
 from app.records import SessionRecord
-from app.redis_client import Command, run
+from app.redis_io import REDIS_DOWN, Command, Redis, wrap
 from app.visibility import is_active, session_endpoints
 
 Transition = Callable[[SessionRecord | None], SessionRecord | None]
@@ -37,7 +37,9 @@ _MAX_ATTEMPTS = 64
 
 
 class StoreUnavailable(Exception):
-    """Redis could not be reached; nothing was stored."""
+    """Redis could not be reached (or, with REDIS_WAIT_REPLICAS, did not confirm
+    the write on enough replicas in time): the caller answers 503, and a retry
+    of the same input is safe (every commit is idempotent)."""
 
 
 class OwnershipConflict(Exception):
@@ -81,8 +83,19 @@ class View:
     sessions: list[bytes]  # SessionInfo wire JSON, one per session
 
 
-def _script(name: str) -> str:
-    return (Path(__file__).parent / "lua" / name).read_text()
+class Script:
+    """A Lua script in app/lua/, called by `EVALSHA`; where a node does not have
+    it cached yet (NOSCRIPT: nothing ran), the same batch is sent again with
+    `EVAL`, which caches it on that node. Scripts that may start an epoch get
+    `generation.lua` in front."""
+
+    def __init__(self, name: str, *, generation: bool = False) -> None:
+        lua = Path(__file__).parent / "lua"
+        self.body = ((lua / "generation.lua").read_text() if generation else "") + (lua / name).read_text()
+        self.sha = hashlib.sha1(self.body.encode()).hexdigest()
+
+    def call(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Command:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 def new_epoch() -> str:
@@ -92,25 +105,23 @@ def new_epoch() -> str:
 
 
 class SessionStore:
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis | aioredis.Redis, settings: Settings) -> None:
+        self.redis: Redis = wrap(redis)
         self._settings = settings
-        self._commit_script = _script("commit.lua")
-        self._commit_sha = hashlib.sha1(self._commit_script.encode()).hexdigest()
-        self._view = redis.register_script(_script("view.lua"))
+        self._commit_lua = Script("commit.lua", generation=True)
+        self._view_lua = Script("view.lua", generation=True)
+        self._epoch_lua = Script("epoch.lua", generation=True)
+        self._bodies = {s.sha: s.body for s in (self._commit_lua, self._view_lua, self._epoch_lua)}
+        self._publish = "SPUBLISH" if self.redis.sharded else "PUBLISH"
 
     # -- reads ------------------------------------------------------------------
-    async def ping(self) -> bool:
-        try:
-            return bool(await self.redis.ping())
-        except (aioredis.RedisError, OSError):
-            return False
+    async def health(self) -> dict[str, Any]:
+        """Whether every slot the accounts need is served (and by what)."""
+        return await self.redis.health()
 
     async def get(self, account_id: str, session_id: str) -> SessionRecord | None:
-        info, meta, rev = await self._call(
-            self.redis.hmget(keys.session(account_id, session_id), "info", "meta", "rev")
-        )
-        return _record(info, meta, rev)
+        [reply] = await self._run([("HMGET", keys.session(account_id, session_id), "info", "meta", "rev")])
+        return _record(*reply)
 
     async def _read_for_commit(
         self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link]
@@ -126,7 +137,7 @@ class SessionStore:
         if claim:  # claim it now, atomically: SET NX GET answers the owner from before
             commands.append(("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET"))
         commands.extend(("EXISTS", link.key) for link in links)
-        replies = _raise_errors(await self._call(run(self.redis, commands)))
+        replies = _raise_errors(await self._run(commands))
         if marker and replies[0]:
             return _Read(seen=True)
         rest = replies[1:] if marker else replies
@@ -145,31 +156,42 @@ class SessionStore:
         elif endpoint_id:
             index = keys.endpoint(account_id, endpoint_id)
         else:
-            return View(await self.epoch(account_id), await self.cursor(account_id), [])
-        prefix = keys.session(account_id, "")
-        reply = await self._call(
-            self._view(keys=[index, keys.seq(account_id), keys.epoch(account_id)], args=[prefix, new_epoch()])
+            epoch, cursor = await self.position(account_id)
+            return View(epoch, cursor, [])
+        call = self._view_lua.call(
+            [index, keys.seq(account_id), keys.epoch(account_id), keys.epoch_generation(account_id)],
+            [keys.session(account_id, ""), new_epoch()],
         )
+        [reply] = _raise_errors(await self._run([call]))
         return View(epoch=_text(reply[0]), cursor=int(reply[1]), sessions=list(reply[2:]))
 
+    def _position_call(self, account_id: str) -> Command:
+        return self._epoch_lua.call(
+            [keys.epoch(account_id), keys.epoch_generation(account_id), keys.seq(account_id)], [new_epoch()])
+
+    async def position(self, account_id: str) -> tuple[str, int]:
+        """The account's (epoch, cursor), starting its epoch if it has none."""
+        [reply] = _raise_errors(await self._run([self._position_call(account_id)]))
+        return _text(reply[0]), int(reply[1])
+
     async def cursor(self, account_id: str) -> int:
-        return int(await self._call(self.redis.get(keys.seq(account_id))) or 0)
+        [seq] = _raise_errors(await self._run([("GET", keys.seq(account_id))]))
+        return int(seq or 0)
 
     async def epoch(self, account_id: str) -> str:
-        proposed = new_epoch()
-        existing = await self._call(self.redis.set(keys.epoch(account_id), proposed, nx=True, get=True))
-        return proposed if existing is None else _text(existing)
+        return (await self.position(account_id))[0]
 
     async def changes_since(self, account_id: str, cursor: int, limit: int = 10_000) -> list[Change] | None:
         """Every change after `cursor`, in order; None when the log no longer
         reaches back that far (the caller must send a fresh snapshot)."""
-        epoch = await self.epoch(account_id)
-        # The head first: every change up to it is already in the log (INCR and
-        # XADD are one script). Read after, a commit in between looked like a trim.
-        head = await self.cursor(account_id)
-        rows = await self._call(
-            self.redis.xrange(keys.changes(account_id), min=f"({cursor}-0", max="+", count=limit + 1)
-        )
+        # One batch, in this order on the account's node: the head first (every
+        # change up to it is already in the log: INCR and XADD are one script);
+        # read after the log, a commit in between would look like a trim.
+        position, rows = _raise_errors(await self._run([
+            self._position_call(account_id),
+            ("XRANGE", keys.changes(account_id), f"({cursor}-0", "+", "COUNT", limit + 1),
+        ]))
+        epoch, head = _text(position[0]), int(position[1])
         if len(rows) > limit:
             return None
         changes = [_change(account_id, epoch, eid, fields) for eid, fields in rows]
@@ -179,7 +201,8 @@ class SessionStore:
         return changes
 
     async def owners(self, session_ids: list[str]) -> dict[str, str | None]:
-        values = await self._call(self.redis.mget([keys.owner(s) for s in session_ids])) if session_ids else []
+        """Each session's account (one GET each: owner keys are in different slots)."""
+        values = _raise_errors(await self._run([("GET", keys.owner(s)) for s in session_ids])) if session_ids else []
         return {sid: (_text(v) if v is not None else None) for sid, v in zip(session_ids, values)}
 
     # -- writes -----------------------------------------------------------------
@@ -189,9 +212,8 @@ class SessionStore:
 
     async def claim(self, session_id: str, account_id: str) -> None:
         """Bind a session id to an account for life; raise if another owns it."""
-        previous = await self._call(
-            self.redis.set(keys.owner(session_id), account_id, nx=True, get=True, ex=self.owner_ttl)
-        )
+        [previous] = _raise_errors(await self._run(
+            [("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET")]))
         if previous is not None and _text(previous) != account_id:
             raise OwnershipConflict(session_id, _text(previous))
 
@@ -214,7 +236,22 @@ class SessionStore:
         trip. That is two round trips (read, which also claims, then commit),
         a session's first commit included. commit.lua touches only the
         account's slot; the owner and link keys are written by single-key
-        commands, so every multi-key step stays within one Redis Cluster slot."""
+        commands, so every multi-key step stays within one Redis Cluster slot.
+
+        With REDIS_WAIT_REPLICAS = n > 0 the result is returned only once n
+        replicas have the write (`WAIT` in the commit's batch; for a duplicate
+        or unchanged input, after a probe write, so that it covers the first
+        delivery's write too), else StoreUnavailable: the caller answers 503
+        and the sender's retry is answered as a duplicate once confirmed."""
+        result = await self._commit(account_id, session_id, transition, idempotency_key, claim, links, link_ttl)
+        if self._settings.redis_wait_replicas and result.status != "applied":
+            await self._confirm(account_id, [("SET", keys.wait_probe(account_id), "1", "EX", 60)])
+        return result
+
+    async def _commit(
+        self, account_id: str, session_id: str, transition: Transition, idempotency_key: str | None,
+        claim: bool, links: Sequence[Link], link_ttl: int | None,
+    ) -> CommitResult:
         marker = keys.dedupe(account_id, idempotency_key) if idempotency_key else None
         ttl = link_ttl or max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
         woken: set[int] = set()  # links made by any attempt whose watch key existed
@@ -233,7 +270,7 @@ class SessionStore:
                 commands = _link(missing, account_id, session_id, ttl)
                 if marker:
                     commands.append(("SET", marker, "1", "EX", self._settings.dedupe_ttl_seconds, "NX"))
-                replies = _raise_errors(await self._call(run(self.redis, commands))) if commands else []
+                replies = _raise_errors(await self._run(commands)) if commands else []
                 woken |= _woken(replies, read.missing)
                 return CommitResult("unchanged", record=current, woken=tuple(sorted(woken)))
             result, made = await self._try_commit(account_id, session_id, current, proposed, marker,
@@ -248,7 +285,7 @@ class SessionStore:
         self, account_id: str, session_id: str, current: SessionRecord | None, proposed: SessionRecord,
         marker: str | None, links: list[Link], indices: tuple[int, ...], link_ttl: int,
     ) -> tuple[CommitResult | None, set[int]]:
-        """One run of commit.lua, with the missing links in the same pipeline:
+        """One run of commit.lua, with the missing links in the same batch:
         (the result, or None on a revision conflict; which links woke dead letters)."""
         s = self._settings
         session = keys.session(account_id, session_id)
@@ -259,20 +296,23 @@ class SessionStore:
         after = _endpoints(info)
         adds = sorted(after - before)  # the indexes already hold the rest (see commit.lua)
         removes = sorted(before - after)
-        script: Command = (
-            "EVALSHA", self._commit_sha, 6 + len(adds) + len(removes),
-            session, keys.active(account_id), keys.seq(account_id), keys.changes(account_id),
-            keys.epoch(account_id), marker or session, *(keys.endpoint(account_id, e) for e in adds + removes),
-            rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
-            entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
-            s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
-            int(current is not None and is_active(current.info)),
+        script = self._commit_lua.call(
+            [session, keys.active(account_id), keys.seq(account_id), keys.changes(account_id),
+             keys.epoch(account_id), marker or session, keys.epoch_generation(account_id),
+             *(keys.endpoint(account_id, e) for e in adds + removes)],
+            [rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
+             entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
+             s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
+             int(current is not None and is_active(current.info)), self._publish],
         )
-        replies = await self._call(run(self.redis, [script, *_link(links, account_id, session_id, link_ttl)]))
-        reply, made = replies[0], _woken(_raise_errors(replies[1:]), indices)
-        if isinstance(reply, NoScriptError):  # a fresh (or flushed) server: load it, then go round again
-            await self._call(self.redis.script_load(self._commit_script))
-            return None, made
+        # The links first: a script a node has not cached is sent again with
+        # everything after it (see `_run`), and SET NX must not be sent twice.
+        linking = _link(links, account_id, session_id, link_ttl)
+        wait = self._wait_command()
+        replies = await self._run([*linking, script, *wait])
+        made = _woken(_raise_errors(replies[:len(linking)]), indices)
+        reply = replies[len(linking)]
+        acked = replies[-1] if wait else None
         if isinstance(reply, Exception):
             raise reply
         status = int(reply[0])
@@ -280,15 +320,47 @@ class SessionStore:
             return CommitResult("duplicate"), made
         if status == -1:
             return None, made
+        if wait:
+            self._check_acked(acked)
         change = Change(account_id=account_id, epoch=_text(reply[2]), cursor=int(reply[1]), entry=entry)
         record = SessionRecord(info=info, meta=proposed.meta, rev=int(reply[3]))
         return CommitResult("applied", change=change, record=record), made
 
-    async def _call(self, awaitable: Any) -> Any:
+    # -- replication (REDIS_WAIT_REPLICAS) -------------------------------------------
+    def _wait_command(self) -> list[Command]:
+        s = self._settings
+        return [("WAIT", s.redis_wait_replicas, s.redis_wait_timeout_ms)] if s.redis_wait_replicas else []
+
+    def _check_acked(self, acked: Any) -> None:
+        if isinstance(acked, Exception) or int(acked) < self._settings.redis_wait_replicas:
+            raise StoreUnavailable(
+                f"the write reached {acked} of {self._settings.redis_wait_replicas} replicas in "
+                f"{self._settings.redis_wait_timeout_ms} ms")
+
+    async def _confirm(self, account_id: str, write: list[Command]) -> None:
+        replies = await self._run([*write, *self._wait_command()])
+        self._check_acked(replies[-1])
+
+    # -- sending -------------------------------------------------------------------------
+    async def _run(self, commands: list[Command]) -> list[Any]:
+        """One batch (see redis_io). A script a node has not cached (NOSCRIPT:
+        nothing of it ran) is sent again as EVAL, with every command after it,
+        so the batch's order holds; so nothing before a script may be a write
+        whose reply matters twice. Redis unreachable: StoreUnavailable."""
         try:
-            return await awaitable
-        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            replies = await self.redis.run(commands)
+            for index, reply in enumerate(replies):
+                if isinstance(reply, NoScriptError):  # it and what follows it, again, in order
+                    again = await self.redis.run([self._as_eval(command) for command in commands[index:]])
+                    return [*replies[:index], *again]
+            return replies
+        except REDIS_DOWN as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def _as_eval(self, command: Command) -> Command:
+        if command[0] == "EVALSHA":
+            return ("EVAL", self._bodies[str(command[1])], *command[2:])
+        return command
 
 
 def _link(links: list[Link], account_id: str, session_id: str, ttl: int) -> list[Command]:
@@ -341,8 +413,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _change(account_id: str, epoch: str, entry_id: bytes | str, fields: dict[Any, Any]) -> Change:
+def _change(account_id: str, epoch: str, entry_id: bytes | str, fields: list[bytes]) -> Change:
+    """One raw XRANGE row (id, [field, value, ...]) of the change log."""
     cursor = int(_text(entry_id).split("-", 1)[0])
-    raw: bytes = fields.get(b"e") or fields["e"]
+    raw = fields[fields.index(b"e") + 1]
     entry: ChangeEntry = entry_decoder.decode(raw)
     return Change(account_id=account_id, epoch=epoch, cursor=cursor, entry=entry)

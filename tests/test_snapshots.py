@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from app.auth import Principal
 from app.config import Settings
 from app.redis_batch import PositionBatcher
+from app.redis_io import wrap
 from app.snapshots import Pos, Snapshot, SnapshotCache, SnapshotKey, Snapshots, key_for
 from tests.support.api import EVENTS_KEY, bearer, seed
 from tests.support.factories import event, full_session_fields, token
@@ -150,22 +151,15 @@ class CountingRedis:
     and optionally holding each one until released."""
 
     def __init__(self, inner: aioredis.Redis) -> None:
-        self.inner = inner
+        self.inner = wrap(inner)
         self.executes = 0
         self.gate: asyncio.Event | None = None
 
-    def pipeline(self, transaction: bool = True) -> Any:
-        pipe = self.inner.pipeline(transaction=transaction)
-        run = pipe.execute
-
-        async def execute(raise_on_error: bool = True) -> Any:
-            self.executes += 1
-            if self.gate is not None:
-                await self.gate.wait()
-            return await run(raise_on_error)
-
-        pipe.execute = execute  # type: ignore[method-assign]
-        return pipe
+    async def run(self, commands: Any) -> Any:
+        self.executes += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        return await self.inner.run(commands)
 
 
 async def _mget_calls(r: aioredis.Redis) -> int:

@@ -57,7 +57,7 @@ async def test_visibility_moves_with_members_and_end(store: SessionStore) -> Non
     await store.commit("A", "S1", setting(ended=True))
     assert (await store.view("A", "E9", False)).sessions == []
     assert (await store.view("A", None, True)).sessions == []
-    ttl = await store.redis.ttl(keys.session("A", "S1"))
+    ttl = await store.redis.client.ttl(keys.session("A", "S1"))
     assert 0 < ttl <= store._settings.ended_ttl_seconds
 
 
@@ -80,7 +80,7 @@ async def test_changes_since_reports_when_log_no_longer_reaches(store: SessionSt
     tail = await store.changes_since("A", 3)
     assert tail is not None and [c.cursor for c in tail] == [4, 5]
     assert await store.changes_since("A", 5) == []
-    await store.redis.xtrim(keys.changes("A"), maxlen=2, approximate=False)
+    await store.redis.client.xtrim(keys.changes("A"), maxlen=2, approximate=False)
     assert await store.changes_since("A", 1) is None
     assert [c.cursor for c in await store.changes_since("A", 3) or []] == [4, 5]
 
@@ -106,7 +106,7 @@ async def test_change_entry_patch_turns_old_into_new(store: SessionStore) -> Non
 async def test_epoch_is_stable_until_redis_loses_it(store: SessionStore) -> None:
     first = await store.epoch("A")
     assert await store.epoch("A") == first
-    await store.redis.delete(keys.epoch("A"))
+    await store.redis.client.delete(keys.epoch("A"))
     assert await store.epoch("A") != first
 
 
@@ -114,7 +114,7 @@ async def test_everything_one_event_touches_shares_the_account_hash_tag(store: S
     await store.claim("S1", "A")
     await store.commit("A", "S1", setting(endpoint_id="E1", members=[SessionMemberInfo(endpoint_id="E2")]), "ev1")
     await store.commit("A", "S1", setting(ended=True), "ev2")
-    names = [k.decode() for k in await store.redis.keys("*")]
+    names = [k.decode() for k in await store.redis.client.keys("*")]
     account_keys = [k for k in names if k != keys.owner("S1")]
     assert len(account_keys) >= 6  # session, seq, epoch, change log, two idempotency markers
     # One Redis Cluster slot: the hash tag is the only {...} in each key.
@@ -125,7 +125,7 @@ async def test_commit_claims_and_links_with_the_state(store: SessionStore) -> No
     """With `claim` and `links`, the owner and every missing link are written
     with the state, in its round trip (first writer wins); a link made while its watch key exists
     is reported, so waiting dead letters are found at no cost otherwise."""
-    r = store.redis
+    r = store.redis.client
     await r.set("cs:call:L1", "A S0")  # linked earlier to another session: left alone
     await r.rpush("w:L2", "a letter waits on L2")
     links = [Link("cs:call:L1", "w:L1"), Link("cs:call:L2", "w:L2"), Link("cs:conf:L3", "w:L3")]
@@ -149,7 +149,7 @@ async def test_commit_into_another_accounts_session_stores_nothing(store: Sessio
         await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True,
                            links=[Link("cs:call:L1", "w:L1")], link_ttl=60)
     assert await store.get("A", "S1") is None and await store.cursor("A") == 0
-    assert await store.redis.exists("cs:call:L1", keys.dedupe("A", "ev1")) == 0
+    assert await store.redis.client.exists("cs:call:L1", keys.dedupe("A", "ev1")) == 0
 
 
 async def test_the_commit_claims_in_its_read_so_a_later_claim_loses(
@@ -161,7 +161,7 @@ async def test_the_commit_claims_in_its_read_so_a_later_claim_loses(
 
     async def claimed_in_between(*args: Any, **kwargs: Any) -> Any:
         read = await read_for_commit(*args, **kwargs)
-        assert await store.redis.set(keys.owner("S1"), "B", nx=True) is None
+        assert await store.redis.client.set(keys.owner("S1"), "B", nx=True) is None
         return read
 
     monkeypatch.setattr(store, "_read_for_commit", claimed_in_between)

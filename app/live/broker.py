@@ -1,10 +1,17 @@
-"""Redis pub/sub between processes: one connection per process, one channel per account.
+"""Redis pub/sub between processes: one channel per account, one connection per Redis node.
 
-The commit script PUBLISHes `epoch\\ncursor\\nentry JSON` on the account's
-channel. This process subscribes to an account's channel only while it has
-local subscribers of that account, decodes each publication once and hands it
-on. Pub/sub may lose messages (reconnects, a slow reader); the listener is told
-each time a subscription becomes active, and finds gaps by cursor itself."""
+The commit script publishes `epoch\\ncursor\\nentry JSON` on the account's
+channel (PUBLISH; SPUBLISH on a Redis Cluster, where a publication goes only
+to the shard that owns the account's slot). This process subscribes to an
+account's channel only while it has local subscribers of that account, on the
+node that serves the channel (SSUBSCRIBE there, on a cluster), decodes each
+publication once and hands it on.
+
+Pub/sub may lose messages: a reconnect, a failover, a slot moved to another
+master (the server then ends the subscription with SUNSUBSCRIBE). Each time,
+the slot map is read again and the channel subscribed where it now lives, and
+the listener is told whenever a subscription becomes active, so it finds any
+gap by cursor itself (catch-up from the change log, or a reset)."""
 
 from __future__ import annotations
 
@@ -19,11 +26,13 @@ from redis.asyncio.client import PubSub
 
 from app import keys
 from app.changes import Change, entry_decoder
+from app.redis_io import REDIS_DOWN, Redis
 
 log = logging.getLogger("app.live.broker")
 
 OnChange = Callable[[Change], None]
 OnSubscribed = Callable[[str], None]
+_FAILURES = (*REDIS_DOWN, aioredis.RedisError, RuntimeError)
 
 
 class BadPublication(ValueError):
@@ -39,22 +48,80 @@ def parse_publication(account_id: str, data: bytes) -> Change:
         raise BadPublication(str(exc)) from None
 
 
-class Broker:
-    """Subscribe/unsubscribe per account; reconnects and resubscribes on its own."""
+class _Link:
+    """One pub/sub connection to one node, and the channels subscribed on it."""
 
-    def __init__(self, redis: aioredis.Redis, subscribe_timeout: float = 5.0) -> None:
+    def __init__(self, address: str, client: aioredis.Redis, sharded: bool, broker: Broker) -> None:
+        self.address = address
+        self.sharded = sharded
+        self.pubsub: PubSub = client.pubsub()
+        self.sent: set[bytes] = set()
+        self.pending: dict[bytes, int] = {}  # SUBSCRIBEs sent, not yet confirmed
+        self._broker = broker
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def apply(self, wanted: set[bytes]) -> None:
+        """Make the channels subscribed here equal `wanted`, in command order."""
+        add = [c for c in wanted if c not in self.sent]
+        drop = [c for c in self.sent if c not in wanted]
+        if add:
+            for c in add:
+                self.pending[c] = self.pending.get(c, 0) + 1
+            self.sent.update(add)
+            await (self.pubsub.ssubscribe(*add) if self.sharded else self.pubsub.subscribe(*add))
+        if drop:
+            self.sent.difference_update(drop)
+            await (self.pubsub.sunsubscribe(*drop) if self.sharded else self.pubsub.unsubscribe(*drop))
+        if self._task is None and self.sent:
+            self._task = asyncio.create_task(self._read(), name=f"live-broker-{self.address}")
+
+    def confirmed(self, channel: bytes) -> bool:
+        return channel in self.sent and not self.pending.get(channel)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: a new connection, resubscribe
+                log.warning("pub/sub connection to %s lost (%s); resubscribing", self.address, exc)
+                self._broker.lost(self)
+                return
+            if message is not None:
+                self._broker.dispatch(self, message)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+        except _FAILURES:
+            pass
+
+
+class Broker:
+    """Subscribe/unsubscribe per account; follows the channel's node, reconnects
+    and resubscribes on its own."""
+
+    def __init__(self, redis: Redis, subscribe_timeout: float = 5.0) -> None:
         self._redis = redis
         self._timeout = subscribe_timeout
         self._wanted: dict[bytes, str] = {}  # channel -> account
-        self._sent: set[bytes] = set()
-        self._pending: dict[bytes, int] = {}  # SUBSCRIBEs sent, not yet confirmed
+        self._links: dict[str, _Link] = {}  # node address -> its connection
+        self._where: dict[bytes, str] = {}  # channel -> the node it is subscribed on
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
-        self._pubsub: PubSub | None = None
         self._lock = asyncio.Lock()
-        self._connected = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._stale_map = False
         self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._on_change: OnChange = lambda change: None
         self._on_subscribed: OnSubscribed = lambda account: None
+        self.reconnects = 0  # connections lost or channels moved, then resubscribed
 
     async def start(self, on_change: OnChange, on_subscribed: OnSubscribed) -> None:
         self._on_change, self._on_subscribed = on_change, on_subscribed
@@ -65,7 +132,10 @@ class Broker:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        await self._drop_connection()
+        links, self._links, self._where = list(self._links.values()), {}, {}
+        for link in links:
+            await link.aclose()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         for futures in self._waiters.values():
             for f in futures:
                 f.cancel()
@@ -78,8 +148,13 @@ class Broker:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(channel, []).append(waiter)
         try:
-            await self._reconcile()
-            if channel in self._sent and not self._pending.get(channel):
+            try:
+                await self._reconcile()
+            except _FAILURES as exc:
+                log.warning("pub/sub subscribe failed, retrying: %s", exc)
+                self._retry_later()
+            link = self._links.get(self._where.get(channel, ""))
+            if link is not None and link.confirmed(channel):
                 return  # already subscribed and confirmed
             await asyncio.wait_for(asyncio.shield(waiter), self._timeout)
         finally:
@@ -89,92 +164,45 @@ class Broker:
 
     async def unsubscribe(self, account_id: str) -> None:
         self._wanted.pop(keys.live_channel(account_id).encode(), None)
-        await self._reconcile()
+        try:
+            await self._reconcile()
+        except _FAILURES as exc:
+            log.warning("pub/sub unsubscribe failed: %s", exc)
+            self._retry_later()
 
-    # -- internals -------------------------------------------------------------
-    async def _reconcile(self) -> None:
-        """Make the subscribed set equal the wanted set, in command order."""
-        async with self._lock:
-            pubsub = await self._ensure_connection()
-            add = [c for c in self._wanted if c not in self._sent]
-            drop = [c for c in self._sent if c not in self._wanted]
-            try:
-                if add:
-                    for c in add:
-                        self._pending[c] = self._pending.get(c, 0) + 1
-                    self._sent.update(add)
-                    await pubsub.subscribe(*add)
-                if drop:
-                    self._sent.difference_update(drop)
-                    await pubsub.unsubscribe(*drop)
-            except (aioredis.RedisError, OSError) as exc:
-                log.warning("pub/sub command failed, will resubscribe: %s", exc)
-                await self._drop_connection()
-                return
-            self._connected.set()  # wake the reader
+    # -- called by the links -------------------------------------------------------
+    def lost(self, link: _Link) -> None:
+        """A link's connection failed: forget it; resubscribe its channels where
+        the (re-read) slot map says they live."""
+        if self._links.get(link.address) is link:
+            del self._links[link.address]
+            for channel in [c for c, a in self._where.items() if a == link.address]:
+                del self._where[channel]
+        self._close_soon(link)
+        self.reconnects += 1
+        self._retry_later()
 
-    async def _ensure_connection(self) -> PubSub:
-        if self._pubsub is None:
-            self._pubsub = self._redis.pubsub()
-            self._sent.clear()
-            self._pending.clear()
-        return self._pubsub
-
-    async def _drop_connection(self, failed: PubSub | None = None) -> None:
-        if failed is not None and self._pubsub is not failed:
-            return  # already replaced
-        pubsub, self._pubsub = self._pubsub, None
-        self._sent.clear()
-        self._pending.clear()
-        self._connected.clear()
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except (aioredis.RedisError, OSError):
-                pass
-
-    async def _run(self) -> None:
-        backoff = 0.05
-        while True:
-            pubsub = self._pubsub
-            if pubsub is None or pubsub.connection is None:
-                if not self._wanted:
-                    self._connected.clear()
-                    await self._connected.wait()
-                    continue
-                await self._reconcile()
-                if self._pubsub is None or self._pubsub.connection is None:
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                continue
-            try:
-                message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure: new connection, resubscribe
-                log.warning("pub/sub connection lost (%s); resubscribing in %.2fs", exc, backoff)
-                async with self._lock:
-                    await self._drop_connection(failed=pubsub)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.05
-            if message is not None:
-                self._dispatch(message)
-
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def dispatch(self, link: _Link, message: dict[str, Any]) -> None:
         kind, channel = message["type"], message["channel"]
         channel = channel if isinstance(channel, bytes) else str(channel).encode()
         account = self._wanted.get(channel)
-        if kind == "subscribe":
-            self._pending[channel] = max(0, self._pending.get(channel, 0) - 1)
-            if self._pending[channel] == 0:
+        if kind in ("subscribe", "ssubscribe"):
+            link.pending[channel] = max(0, link.pending.get(channel, 0) - 1)
+            if link.pending[channel] == 0:
                 for waiter in self._waiters.get(channel, []):
                     if not waiter.done():
                         waiter.set_result(None)
             if account is not None:
                 self._on_subscribed(account)  # (re)subscribed: anything may have been missed
-        elif kind == "message" and account is not None:
+        elif kind in ("sunsubscribe", "unsubscribe"):
+            if channel in link.sent:  # not asked for: the server moved the slot elsewhere
+                log.info("pub/sub: %r left %s (slot moved); resubscribing", channel, link.address)
+                link.sent.discard(channel)
+                if self._where.get(channel) == link.address:
+                    del self._where[channel]
+                self.reconnects += 1
+                self._retry_later()
+        elif kind in ("message", "smessage") and account is not None:
             data = message["data"]
             try:
                 change = parse_publication(account, data if isinstance(data, bytes) else str(data).encode())
@@ -183,3 +211,72 @@ class Broker:
                 self._on_subscribed(account)
                 return
             self._on_change(change)
+
+    # -- internals -------------------------------------------------------------------
+    def _retry_later(self) -> None:
+        self._stale_map = True
+        self._dirty.set()
+
+    async def _reconcile(self) -> None:
+        """Subscribe every wanted channel on the node that serves it, and nothing else."""
+        async with self._lock:
+            redis = await self._redis.ready()
+            plan: dict[str, set[bytes]] = {address: set() for address in self._links}
+            clients: dict[str, aioredis.Redis] = {}
+            unplaced = False
+            for channel in self._wanted:
+                target = redis.pubsub_client(channel)
+                if target is None:
+                    unplaced = True
+                    continue
+                address, client = target
+                clients[address] = client
+                plan.setdefault(address, set()).add(channel)
+            failed: BaseException | None = None
+            for address, channels in plan.items():
+                link = self._links.get(address)
+                if link is None:
+                    if not channels:
+                        continue
+                    link = self._links[address] = _Link(address, clients[address], redis.sharded, self)
+                try:
+                    await link.apply(channels)
+                except _FAILURES as exc:
+                    failed = exc
+                    self.lost(link)
+                    continue
+                for channel in channels:
+                    self._where[channel] = address
+                if not channels:
+                    del self._links[address]
+                    self._close_soon(link)
+            if failed is not None:
+                raise failed
+            if unplaced:
+                raise aioredis.ConnectionError("a live channel's slot has no master right now")
+
+    def _close_soon(self, link: _Link) -> None:
+        task = asyncio.ensure_future(link.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _run(self) -> None:
+        """Re-read the slot map and resubscribe after any loss, with backoff."""
+        backoff = 0.05
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                if self._stale_map:
+                    self._stale_map = False
+                    await self._redis.refresh()
+                await self._reconcile()
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except _FAILURES as exc:
+                log.warning("pub/sub resubscribe failed (%s); again in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                self._stale_map = True
+                self._dirty.set()

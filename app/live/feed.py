@@ -17,18 +17,17 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from app.changes import Change
 from app.live import protocol, resume
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message, Position
 from app.live.resume import ChangeSource
 from app.live.views import Seen, Viewer, ops_for, seen
+from app.redis_io import REDIS_DOWN
 from app.store import StoreUnavailable
 
 log = logging.getLogger("app.live.feed")
-STORE_ERRORS = (StoreUnavailable, aioredis.RedisError, OSError, asyncio.TimeoutError)
+STORE_ERRORS = (StoreUnavailable, *REDIS_DOWN, asyncio.TimeoutError)
 
 
 @dataclass(eq=False, slots=True)
@@ -197,8 +196,11 @@ class Feed:
             return
         if epoch != self.epoch:
             self.epoch, self.head = epoch, head
-        self.head = max(self.head, head)
-        stale = [s for s in self.subs if s.epoch != epoch]
+        # Ahead of the store: Redis lost the last writes (a failover, a restart
+        # replaying an AOF); their next commit starts a new epoch, but until then
+        # these clients hold state the store no longer has.
+        stale = [s for s in self.subs if s.epoch != epoch or s.cursor > head]
+        self.head = head if stale else max(self.head, head)
         if stale:
             await self._reset(stale)
         behind = [s for s in self.subs if s.cursor < head]

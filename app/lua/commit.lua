@@ -7,7 +7,8 @@
 -- KEYS[1] session hash          KEYS[2] account active set
 -- KEYS[3] account seq counter   KEYS[4] account change log stream
 -- KEYS[5] account epoch         KEYS[6] idempotency marker (or KEYS[1] if none)
--- KEYS[7..] endpoint index sets that change: the first ARGV[12] get the id, the rest lose it
+-- KEYS[7] the node generation the epoch was started under (generation.lua)
+-- KEYS[8..] endpoint index sets that change: the first ARGV[12] get the id, the rest lose it
 --   (a session already active is in the active set and its unchanged endpoints' sets)
 --
 -- ARGV[1] expected revision     ARGV[2] SessionInfo JSON   ARGV[3] meta JSON
@@ -16,6 +17,7 @@
 -- ARGV[10] pub/sub channel      ARGV[11] session id        ARGV[12] endpoint adds
 -- ARGV[13] 1 if KEYS[6] is an idempotency marker
 -- ARGV[14] 1 if the session was active at the expected revision
+-- ARGV[15] PUBLISH, or SPUBLISH on a Redis Cluster (sharded: only the slot's shard carries it)
 --
 -- Returns {1, cursor, epoch, rev} | {0} duplicate | {-1, current rev} conflict.
 
@@ -44,8 +46,8 @@ else
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[9]))
 end
 local adds = tonumber(ARGV[12])
-for i = 7, #KEYS do
-  if i - 6 <= adds then
+for i = 8, #KEYS do
+  if i - 7 <= adds then
     redis.call('SADD', KEYS[i], sid)
   else
     redis.call('SREM', KEYS[i], sid)
@@ -53,13 +55,15 @@ for i = 7, #KEYS do
 end
 
 local epoch = redis.call('GET', KEYS[5])
-if not epoch then
+local gen = generation()
+if not epoch or redis.call('GET', KEYS[7]) ~= gen then
   epoch = ARGV[6]
   redis.call('SET', KEYS[5], epoch)
+  redis.call('SET', KEYS[7], gen)
 end
 local cursor = redis.call('INCR', KEYS[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], cursor .. '-0', 'e', ARGV[5])
-redis.call('PUBLISH', ARGV[10], epoch .. '\n' .. cursor .. '\n' .. ARGV[5])
+redis.call(ARGV[15], ARGV[10], epoch .. '\n' .. cursor .. '\n' .. ARGV[5])
 
 if ARGV[13] == '1' then
   redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[8]))

@@ -9,12 +9,14 @@ is ever shown through the API.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
+
 import redis.asyncio as aioredis
 
 from app import keys
+from app.redis_io import Command, Redis, wrap
 
 PER_SID_MAX: Final = 100
 
@@ -35,40 +37,44 @@ _decode = msgspec.json.Decoder(Letter).decode
 
 
 class DeadLetters:
-    def __init__(self, redis: aioredis.Redis, max_len: int, ttl_seconds: int) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis | aioredis.Redis, max_len: int, ttl_seconds: int) -> None:
+        self.redis = wrap(redis)
         self.max_len = max_len
         self.ttl = ttl_seconds
 
     async def add(self, letter: Letter) -> None:
         raw = _encode(letter)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(keys.dead_letters(), raw)
-            pipe.ltrim(keys.dead_letters(), 0, self.max_len - 1)
-            for sid in letter.sids:
-                pipe.lpush(keys.dead_letter_index(sid), raw)
-                pipe.ltrim(keys.dead_letter_index(sid), 0, PER_SID_MAX - 1)
-                pipe.expire(keys.dead_letter_index(sid), self.ttl)
-            pipe.incr(keys.dead_letter_count())
-            await pipe.execute()
+        commands: list[Command] = [("LPUSH", keys.dead_letters(), raw), ("LTRIM", keys.dead_letters(), 0, self.max_len - 1)]
+        for sid in letter.sids:
+            index = keys.dead_letter_index(sid)
+            commands += [("LPUSH", index, raw), ("LTRIM", index, 0, PER_SID_MAX - 1), ("EXPIRE", index, self.ttl)]
+        commands.append(("INCR", keys.dead_letter_count()))
+        _raise_errors(await self.redis.run(commands))
 
     async def naming(self, sid: str) -> list[tuple[str, Letter]]:
         """The letters waiting on `sid`, oldest first, each with its stored text
         (what `remove` needs to find every copy)."""
-        rows = await self.redis.lrange(keys.dead_letter_index(sid), 0, -1)
+        [rows] = _raise_errors(await self.redis.run([("LRANGE", keys.dead_letter_index(sid), 0, -1)]))
         texts = [row.decode() if isinstance(row, bytes) else row for row in reversed(rows)]
         return [(text, _decode(text)) for text in texts]
 
     async def remove(self, raw: str, letter: Letter) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lrem(keys.dead_letters(), 0, raw)
-            for sid in letter.sids:
-                pipe.lrem(keys.dead_letter_index(sid), 0, raw)
-            await pipe.execute()
+        commands: list[Command] = [("LREM", keys.dead_letters(), 0, raw)]
+        commands += [("LREM", keys.dead_letter_index(sid), 0, raw) for sid in letter.sids]
+        _raise_errors(await self.redis.run(commands))
 
     async def all(self) -> list[Letter]:
         """Every kept letter, newest first (for operators and tests)."""
-        return [_decode(raw) for raw in await self.redis.lrange(keys.dead_letters(), 0, -1)]
+        [rows] = _raise_errors(await self.redis.run([("LRANGE", keys.dead_letters(), 0, -1)]))
+        return [_decode(raw) for raw in rows]
 
     async def count(self) -> int:
-        return int(await self.redis.get(keys.dead_letter_count()) or 0)
+        [count] = _raise_errors(await self.redis.run([("GET", keys.dead_letter_count())]))
+        return int(count or 0)
+
+
+def _raise_errors(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies

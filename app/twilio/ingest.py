@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
-import redis.asyncio as aioredis
 
 from app import keys
 from app.config import Settings
+from app.redis_io import REDIS_DOWN
 from app.store import Link, OwnershipConflict, SessionStore, StoreUnavailable
 from app.twilio.callbacks import Callback, CallbackInvalid, idempotency_key, parse
 from app.twilio.deadletters import DeadLetters, Letter
@@ -35,7 +35,6 @@ from app.twilio.transitions import transition
 log = logging.getLogger("app.twilio")
 
 Outcome = Literal["applied", "duplicate", "unchanged", "dead-lettered"]
-_REDIS_DOWN = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
 
 
 def letter_for(kind: str, query: str, form: list[tuple[str, str]], cb: Callback) -> Letter:
@@ -57,7 +56,7 @@ class Ingest:
                 linked = [sid for _, sid in sids(cb)]  # filed: now look for links that beat us
             await self._replay(linked)
             return outcome
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def _apply(self, letter: Letter, cb: Callback) -> tuple[Outcome, list[str]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from app import keys
+from app.redis_io import Redis, wrap
 from app.twilio.callbacks import Callback, CallStatus
 
 
@@ -49,8 +50,8 @@ def _text(value: bytes | str) -> str:
 
 
 class Links:
-    def __init__(self, redis: aioredis.Redis, ttl_seconds: int) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis | aioredis.Redis, ttl_seconds: int) -> None:
+        self.redis = wrap(redis)
         self.ttl = ttl_seconds
 
     async def resolve(self, cb: Callback) -> Target | Unresolved:
@@ -58,12 +59,13 @@ class Links:
         if ctx.session_id:
             if ctx.account_id:
                 return Target(ctx.account_id, ctx.session_id)
-            owner = await self.redis.get(keys.owner(ctx.session_id))
+            [owner] = await self.redis.run([("GET", keys.owner(ctx.session_id))])
             if owner is None:
                 return Unresolved(f"session {ctx.session_id!r} is unknown and the URL names no accountId")
             return Target(_text(owner), ctx.session_id)
         pairs = sids(cb)
-        values = await self.redis.mget([link_key(kind, sid) for kind, sid in pairs])
+        # One GET each, in one batch: the link keys are in different cluster slots.
+        values = await self.redis.run([("GET", link_key(kind, sid)) for kind, sid in pairs])
         for (_, sid), value in zip(pairs, values):
             if value is None:
                 continue

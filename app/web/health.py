@@ -10,9 +10,11 @@ from app.services import services
 
 
 async def health(request: Request) -> JSONResponse:
-    """Readiness: 200 when the store answers, else 503 (the process is still live)."""
-    ready = await services(request).store.ping()
-    return JSONResponse({"status": "ok" if ready else "unavailable", "live": True, "redis": ready},
+    """Readiness: 200 when Redis answers and (on a cluster) every slot has a
+    reachable master, else 503 (the process is still live)."""
+    state = await services(request).store.health()
+    ready = bool(state.get("redis"))
+    return JSONResponse({"status": "ok" if ready else "unavailable", "live": True, **state},
                         status_code=200 if ready else 503)
 
 
