@@ -112,7 +112,6 @@ class SessionStore:
         self._view_lua = Script("view.lua", generation=True)
         self._epoch_lua = Script("epoch.lua", generation=True)
         self._bodies = {s.sha: s.body for s in (self._commit_lua, self._view_lua, self._epoch_lua)}
-        self._publish = "SPUBLISH" if self.redis.sharded else "PUBLISH"
 
     # -- reads ------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
@@ -303,7 +302,8 @@ class SessionStore:
             [rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
              entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
              s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
-             int(current is not None and is_active(current.info)), self._publish],
+             int(current is not None and is_active(current.info)),
+             "SPUBLISH" if self.redis.sharded else "PUBLISH"],  # known by now: the read batch ran
         )
         # The links first: a script a node has not cached is sent again with
         # everything after it (see `_run`), and SET NX must not be sent twice.

@@ -8,6 +8,8 @@ from app.config import Settings
 from tests.support.api import bearer, post_events, seed
 from tests.support.factories import event, token
 
+pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
+
 
 async def keyspace(r: aioredis.Redis) -> dict[bytes, object]:
     """Everything stored, to prove a rejected request changed nothing."""

@@ -9,6 +9,8 @@ from app.config import Settings
 from tests.support.api import bearer, seed
 from tests.support.factories import event, full_session_fields, token
 
+pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
+
 JSON_CT = "application/json; charset=utf-8"
 NS = "{http://schemas.datacontract.org/2004/07/Voice.Api.Sessions}"
 ENTITY_NS = "{http://schemas.datacontract.org/2004/07/Voice.Api}"

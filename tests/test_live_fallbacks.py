@@ -15,6 +15,8 @@ from tests.support.factories import event, token
 from tests.support.live import post_events, rest_state, sse_events
 from tests.support.processes import ServiceProcess
 
+pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
+
 
 @pytest.fixture
 def server(clean_redis: str) -> Iterator[ServiceProcess]:

@@ -11,6 +11,8 @@ from tests.support.factories import event, full_session_fields, token
 from tests.support.processes import ServiceProcess
 from tests.support.seed_dtos import load
 
+pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
+
 seed = load()
 
 

@@ -14,6 +14,8 @@ from tests.flows import FLOWS
 from tests.flows.http import deliver, open_session, seen_by
 from tests.flows.model import USERS, Expect, Flow
 
+pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
+
 
 async def assert_views(client: httpx.AsyncClient, settings: Settings, flow: Flow, expected: Expect, at: str) -> None:
     for user in USERS:
@@ -26,7 +28,7 @@ async def assert_views(client: httpx.AsyncClient, settings: Settings, flow: Flow
 
 @pytest.mark.parametrize("name", sorted(FLOWS))
 async def test_flow_as_each_user_sees_it(name: str, client: httpx.AsyncClient, settings: Settings,
-                                         real_redis: object) -> None:
+                                         url_store: SessionStore) -> None:
     flow = FLOWS[name]
     await open_session(client, flow)
     if flow.opening_sees is not None:
@@ -37,7 +39,7 @@ async def test_flow_as_each_user_sees_it(name: str, client: httpx.AsyncClient, s
         label = f"step {i} ({step.params.get('CallStatus') or step.params['StatusCallbackEvent']})"
         await assert_views(client, settings, flow, step.then, label)
 
-    record = await SessionStore(real_redis, settings).get("A1", flow.session)  # type: ignore[arg-type]
+    record = await url_store.get("A1", flow.session)  # type: ignore[arg-type]
     assert record is not None
     final = msgspec.to_builtins(record.info)
     assert {k: final.get(k) for k in flow.final} == flow.final
@@ -45,10 +47,10 @@ async def test_flow_as_each_user_sees_it(name: str, client: httpx.AsyncClient, s
 
 
 async def test_redelivered_flow_changes_nothing(client: httpx.AsyncClient, settings: Settings,
-                                                real_redis: object) -> None:
+                                                url_store: SessionStore) -> None:
     """Twilio retries: every callback delivered again after the flow is a no-op."""
     flow = FLOWS["e"]
-    store = SessionStore(real_redis, settings)  # type: ignore[arg-type]
+    store = url_store
     for step in flow.steps:
         await deliver(client, step)
     before = await store.get("A1", flow.session)

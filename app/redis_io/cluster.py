@@ -48,7 +48,7 @@ class _Node:
 
     async def aclose(self) -> None:
         await self.writer.aclose()
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)
 
 
 class Cluster:

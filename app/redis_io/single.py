@@ -47,4 +47,4 @@ class SingleNode:
 
     async def aclose(self) -> None:
         await self.writer.aclose()
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)
