@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 import websockets
 
 from app import keys

@@ -315,3 +315,18 @@ def channel_subscribers(url: str, channel: str) -> int:
         return int(c.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
     finally:
         c.close()
+
+
+def replica_of(nodes: list[RedisNode], master: RedisNode) -> RedisNode:
+    """The live node replicating `master` (ROLE says so)."""
+    for n in nodes:
+        if n is master or n.proc.poll() is not None:
+            continue
+        c = n.client()
+        try:
+            role = c.execute_command("ROLE")
+        finally:
+            c.close()
+        if role[0] == b"slave" and int(role[2]) == master.port:
+            return n
+    raise RuntimeError(f"no replica of {master.port}")
