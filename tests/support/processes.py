@@ -330,3 +330,33 @@ def replica_of(nodes: list[RedisNode], master: RedisNode) -> RedisNode:
         if role[0] == b"slave" and int(role[2]) == master.port:
             return n
     raise RuntimeError(f"no replica of {master.port}")
+
+
+def migrate_slot(cluster: RedisClusterServers, key: str, pause: float = 0.02) -> tuple[int, int]:
+    """Move the slot of `key` to another master the way an operator does
+    (SETSLOT IMPORTING/MIGRATING, MIGRATE key by key, SETSLOT NODE everywhere):
+    (source port, destination port)."""
+    source = cluster.master_of(key)
+    target = next(n for n in cluster.masters() if n.port != source.port)
+    src, dst = source.client(), target.client()
+    try:
+        slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+        src_id, dst_id = src.execute_command("CLUSTER", "MYID"), dst.execute_command("CLUSTER", "MYID")
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        while True:
+            batch = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 2)
+            if not batch:
+                break
+            src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *batch)
+            time.sleep(pause)  # let traffic run against a half-moved slot
+        for node in cluster.masters():
+            c = node.client()
+            try:
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+            finally:
+                c.close()
+    finally:
+        src.close()
+        dst.close()
+    return source.port, target.port
