@@ -44,6 +44,7 @@ async def test_a_slot_moved_between_masters_under_live_traffic_loses_nothing(
         assert cluster.master_of(keys.seq("M1")).port == target != source
         await drill.acked_at_least("M1", len(drill.acked["M1"]) + 10)
         missing = await drill.finish()
+        print(f"\nslot of M1 moved {source} -> {target} under traffic: {drill.figures(missing)}")
         assert missing == {"M1": [], "M2": []}
     finally:
         await drill.abort()

@@ -136,6 +136,7 @@ async def test_a_promoted_replica_without_the_last_writes_never_reuses_their_pos
         after = len(drill.acked["F1"])
         await drill.acked_at_least("F1", after + 10)  # the new master takes writes
         missing = await drill.finish()
+        print(f"\n{topology.kind}, replica frozen then promoted: {drill.figures(missing)}")
         assert missing["F1"], "the drill did not cut the history (no acknowledged event was lost)"
         f1 = [drill.states[("F1", str(i))] for i in range(drill.watchers_per_account)]
         assert all(state.resets >= 1 for state in f1)  # they held lost writes: reset, not patched over
@@ -164,6 +165,7 @@ async def test_with_wait_replicas_no_acknowledged_event_is_lost(
         after = len(drill.acked["F1"])
         await drill.acked_at_least("F1", after + 5, timeout=60)
         missing = await drill.finish()
+        print(f"\n{topology.kind}, REDIS_WAIT_REPLICAS=1, master killed: {drill.figures(missing)}")
         assert missing == {account: [] for account in ACCOUNTS}
     finally:
         for p in procs:

@@ -142,6 +142,13 @@ class Drill:
         assert not self.conflicts, self.conflicts[:5]
         return missing
 
+    def figures(self, missing: dict[str, list[str]]) -> str:
+        acked = sum(len(v) for v in self.acked.values())
+        lost = sum(len(v) for v in missing.values())
+        resets = sum(state.resets for state in self.states.values())
+        return (f"acknowledged {acked}, acknowledged-then-lost {lost}, 503s/refused (retried) {self.unavailable}, "
+                f"client resets {resets} over {len(self.states)} clients, conflicting positions {len(self.conflicts)}")
+
     async def abort(self) -> None:
         self._stop_writing.set()
         self._stop_watching.set()
