@@ -78,7 +78,9 @@ class MetadataOperationType(Meta):
     required_roles: list[str] = []
 
 
-class MetadataTypesConfig(Meta):
+class MetadataTypesConfig(msgspec.Struct, rename="camel", kw_only=True):
+    """The generator options in force, every one written out (as ServiceStack does)."""
+
     base_url: str
     add_return_marker: bool = False
     make_properties_optional: bool = True
