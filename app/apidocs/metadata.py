@@ -106,7 +106,7 @@ def _api_attribute(name: str, description: str) -> MetadataAttribute:
 
 def _clr(tp: object) -> tuple[str, list[str] | None]:
     """A msgspec field annotation as (CLR type name, generic args)."""
-    info = msgspec.inspect.type_info(tp)  # type: ignore[arg-type]
+    info = msgspec.inspect.type_info(tp)
     return _clr_of(info)
 
 
@@ -159,7 +159,7 @@ def _own_fields(cls: type[msgspec.Struct]) -> list[msgspec.structs.FieldInfo]:
 def _property(cls: type[msgspec.Struct], field: msgspec.structs.FieldInfo) -> MetadataPropertyType:
     name, args = _clr(field.type)
     description = DESCRIPTIONS.get(cls, {}).get(field.name)
-    refs = list(_referenced(msgspec.inspect.type_info(field.type)))  # type: ignore[arg-type]
+    refs = list(_referenced(msgspec.inspect.type_info(field.type)))
     collection = name in ("List`1", "Dictionary`2")
     if collection:
         namespace = "System.Collections.Generic"
@@ -208,7 +208,7 @@ def dependency_order(roots: list[type]) -> list[type]:
             if base is not None:
                 visit(base)
             for f in _own_fields(cls):
-                for ref in _referenced(msgspec.inspect.type_info(f.type)):  # type: ignore[arg-type]
+                for ref in _referenced(msgspec.inspect.type_info(f.type)):
                     visit(ref)
         ordered.append(cls)
 
