@@ -5,7 +5,7 @@ send is built by the pure modules beside this one."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import msgspec
@@ -33,16 +33,16 @@ def base_url(request: Request) -> str:
     return public.rstrip("/") or str(request.base_url).rstrip("/")
 
 
-async def types(request: Request) -> Response:
-    lang = request.path_params["lang"]
-    meta = metadata.build(base_url(request))
-    if lang == "metadata":
-        return Response(_encode(meta), media_type=_JSON)
-    generate = GENERATORS.get(lang)
-    if generate is None:
-        raise ApiError(404, "NotFound", f"No DTOs for {lang!r}; try one of: metadata, {', '.join(GENERATORS)}")
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return Response(generate(meta, now), media_type="text/plain; charset=utf-8")
+async def types_metadata(request: Request) -> Response:
+    return Response(_encode(metadata.build(base_url(request))), media_type=_JSON)
+
+
+def dtos(generate: Callable[[metadata.MetadataTypes, str], str]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return Response(generate(metadata.build(base_url(request)), now), media_type="text/plain; charset=utf-8")
+
+    return endpoint
 
 
 async def metadata_index(request: Request) -> Response:
@@ -68,7 +68,8 @@ async def openapi_document(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/types/{lang}", types, methods=["GET"]),
+        Route("/types/metadata", types_metadata, methods=["GET"]),
+        *(Route(f"/types/{lang}", dtos(generate), methods=["GET"]) for lang, generate in GENERATORS.items()),
         Route("/metadata", metadata_index, methods=["GET"]),
         Route("/json/metadata", operation_page, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
