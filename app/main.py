@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
+from app.apidocs import routes as apidocs
 from app.auth import TokenVerifier
 from app.config import Settings, load_settings
 from app.live.broker import Broker
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
 
     app = App(
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
-                *console.routes()],
+                *console.routes(), *apidocs.routes()],
         exception_handlers={
             **errors.HANDLERS,
             HTTPException: errors.http_exception,
