@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["REDIS_DOWN", "Cluster", "ClusterDown", "Command", "Redis", "RoutingError", "SingleNode", "connect",
            "pack", "wrap"]
 
-REDIS_DOWN: tuple[type[BaseException], ...] = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
+REDIS_DOWN = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
 """What "Redis cannot be reached right now" looks like (ClusterDown included): answered 503."""
 
 
@@ -124,7 +124,7 @@ def connect(settings: Settings) -> Redis:
         timeout = settings.redis_socket_timeout or None
         hosts = [(h.rpartition(":")[0] or "127.0.0.1", int(h.rpartition(":")[2]))
                  for h in settings.redis_sentinels.split(",") if h.strip()]
-        sentinel = Sentinel(hosts, socket_timeout=timeout, socket_connect_timeout=timeout)
+        sentinel = Sentinel(hosts, socket_timeout=timeout, socket_connect_timeout=timeout)  # type: ignore[no-untyped-call]
         client = sentinel.master_for(settings.redis_sentinel_master, socket_timeout=timeout,
                                      socket_connect_timeout=timeout)
         return SingleNode(client, "sentinel")

@@ -172,9 +172,11 @@ class Cluster:
         for unit in pending:
             groups.setdefault(unit.ask or self._table[unit.slot], []).append(unit)
         unserved = groups.pop(None, None)
-        sends = [self._node(a).writer.submit(_flatten(group)) for a, group in groups.items()]
+        served = [(a, group) for a, group in groups.items() if a is not None]
+        sends = [self._node(a).writer.submit(_flatten(group)) for a, group in served]
         results: list[Any] = list(await asyncio.gather(*sends, return_exceptions=True))
-        out: list[tuple[list[Unit], list[Any] | BaseException]] = list(zip(groups.values(), results))
+        out: list[tuple[list[Unit], list[Any] | BaseException]] = [
+            (group, result) for (_, group), result in zip(served, results)]
         if unserved:
             out.append((unserved, aioredis.ConnectionError("slot not served")))
         return out

@@ -115,7 +115,7 @@ class NodeWriter:
 
     async def _on_connection(self, packed: bytes, count: int, kept: bool) -> list[Any]:
         idle, pool = self.idle, self.pool
-        conn: Any = idle.pop() if kept and idle else await pool.get_connection()
+        conn: Any = idle.pop() if kept and idle else await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             replies = await _send(conn, packed, count)
         except BaseException:

@@ -46,7 +46,7 @@ KEYLESS = frozenset({b"WAIT", b"PING", b"ASKING", b"INFO", b"ECHO"})
 
 def _name(command: Command) -> bytes:
     head = command[0]
-    return (head.encode() if isinstance(head, str) else bytes(head)).upper()  # type: ignore[arg-type]
+    return (head.encode() if isinstance(head, str) else bytes(head)).upper()
 
 
 def _as_bytes(arg: str | bytes | int) -> bytes:
