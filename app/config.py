@@ -8,6 +8,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -28,6 +29,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     jwt_secret: str = ""
     jwt_secret_base64: str = ""
     jwt_public_key: str = ""
+    # An identity provider's keys (RS256/ES256) instead of the static key above.
+    jwt_jwks_url: str = ""
+    jwt_jwks_cooldown_seconds: float = 30.0  # at most one fetch per this, however many unknown kids
+    jwt_jwks_max_age_seconds: float = 600.0  # known keys re-fetched in the background after this
+    jwt_issuer: str = ""  # when set, tokens must carry this `iss`
+    jwt_audience: str = ""  # when set, tokens must carry this `aud`
     events_api_key: str = ""
     max_body_bytes: int = 1_048_576
     max_events_per_batch: int = 500
@@ -71,7 +78,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"JWT_ALGORITHM must be HS256 or RS256, not {self.jwt_algorithm!r}")
         if self.jwt_algorithm == "RS256" and not self.jwt_public_key:
             raise ConfigError("JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY (PEM)")
-        if self.jwt_algorithm == "HS256" and not (self.jwt_secret or self.jwt_secret_base64):
+        if self.jwt_jwks_url:
+            _check_jwks_url(self.jwt_jwks_url, self.production)
+        elif self.jwt_algorithm == "HS256" and not (self.jwt_secret or self.jwt_secret_base64):
             raise ConfigError("no JWT key: set JWT_SECRET or JWT_SECRET_BASE64")
         if not self.events_api_key:
             raise ConfigError("no events API key: set EVENTS_API_KEY")
@@ -85,6 +94,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         return self
+
+
+def _check_jwks_url(url: str, production: bool) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("https", "http") or not urlsplit(url).hostname:
+        raise ConfigError(f"JWT_JWKS_URL must be an http(s) URL, not {url!r}")
+    if production and scheme != "https":
+        raise ConfigError("JWT_JWKS_URL must use https in production")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

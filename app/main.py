@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from app.auth import TokenVerifier
 from app.config import Settings, load_settings
+from app.identity import build_verifier
 from app.live.broker import Broker
 from app.live.hub import build_hub
 from app.live.signals import drain_on_sigterm
@@ -25,7 +25,7 @@ from app.web import console, errors, events, health, live, sessions, twilio
 
 
 def build_services(settings: Settings, redis: aioredis.Redis) -> Services:
-    verifier = TokenVerifier(settings.jwt_verify_key(), settings.jwt_algorithm)
+    verifier = build_verifier(settings)
     store = SessionStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
     reads = SnapshotReads(PositionBatcher(redis), Snapshots())

@@ -25,8 +25,8 @@ class Services:
     live: Hub | None = None  # live push; started and stopped by the lifespan
     reads: SnapshotReads | None = None  # cached, position-validated GET /sessions/active
 
-    def authenticate(self, token: str | None) -> Principal:
-        return self.verifier.verify(token)
+    async def authenticate(self, token: str | None) -> Principal:
+        return await self.verifier.authenticate(token)
 
 
 def services(conn: HTTPConnection) -> Services:
