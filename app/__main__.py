@@ -23,7 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "app.main:app", factory=True, host=settings.host, port=settings.port,
         workers=args.workers if settings.redis_url else None, log_level=args.log_level,
-        timeout_graceful_shutdown=10, **websocket_options(settings.live_max_message_bytes),
+        timeout_graceful_shutdown=10, access_log=False, **websocket_options(settings.live_max_message_bytes),
     )
     return 0
 

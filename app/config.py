@@ -61,6 +61,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
     live_drain_spread_ms: int = 5_000  # SIGTERM: reconnect delay hints spread over this
     live_drain_timeout: float = 3.0  # SIGTERM: wait this long for clients to go
+    # Operations (docs/operations.md).
+    log_format: str = "text"  # or "json": one object per line
+    log_level: str = "info"
+    metrics_token: str = ""  # when set, GET /metrics needs Authorization: Bearer <it>
 
     @property
     def production(self) -> bool:
@@ -82,6 +86,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             _check_jwks_url(self.jwt_jwks_url, self.production)
         elif self.jwt_algorithm == "HS256" and not (self.jwt_secret or self.jwt_secret_base64):
             raise ConfigError("no JWT key: set JWT_SECRET or JWT_SECRET_BASE64")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
         if not self.events_api_key:
             raise ConfigError("no events API key: set EVENTS_API_KEY")
         if self.production and not self.redis_url:

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth import Principal, TokenVerifier
 from app.config import Settings
+from app.observability.context import note_account
 from app.snapshots import SnapshotReads
 from app.store import SessionStore
 
@@ -26,7 +27,9 @@ class Services:
     reads: SnapshotReads | None = None  # cached, position-validated GET /sessions/active
 
     async def authenticate(self, token: str | None) -> Principal:
-        return await self.verifier.authenticate(token)
+        principal = await self.verifier.authenticate(token)
+        note_account(principal.account_id)  # for this request's log lines
+        return principal
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -19,6 +19,7 @@ from redis.asyncio.client import PubSub
 
 from app import keys
 from app.changes import Change, entry_decoder
+from app.observability.tally import TALLY
 
 log = logging.getLogger("app.live.broker")
 
@@ -153,6 +154,7 @@ class Broker:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: new connection, resubscribe
                 log.warning("pub/sub connection lost (%s); resubscribing in %.2fs", exc, backoff)
+                TALLY.pubsub_reconnects += 1
                 async with self._lock:
                     await self._drop_connection(failed=pubsub)
                 await asyncio.sleep(backoff)

@@ -25,6 +25,7 @@ from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message, Position
 from app.live.resume import ChangeSource
 from app.live.views import Seen, Viewer, ops_for, seen
+from app.observability import hooks
 from app.store import StoreUnavailable
 
 log = logging.getLogger("app.live.feed")
@@ -223,6 +224,7 @@ class Feed:
             message = classes[pair]
             if message is not None:
                 self._offer(sub, message)
+        hooks.relayed(change)
 
     def _offer(self, sub: Subscriber, message: Message) -> None:
         if sub.outbox.offer(message):
