@@ -19,7 +19,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["HOST"] = args.host
     settings = load_settings()  # fail fast, before uvicorn starts, on bad settings
     store = settings.redis_url or "embedded in-process store (no REDIS_URL)"
-    print(f"serving on http://{settings.host}:{settings.port}  store: {store}  env: {settings.env}", flush=True)
+    if settings.log_format == "text":  # JSON logs: every line on the output is a log object
+        print(f"serving on http://{settings.host}:{settings.port}  store: {store}  env: {settings.env}", flush=True)
     uvicorn.run(
         "app.main:app", factory=True, host=settings.host, port=settings.port,
         workers=args.workers if settings.redis_url else None, log_level=args.log_level,

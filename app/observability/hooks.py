@@ -26,18 +26,24 @@ def source_of(route: str) -> str:
 
 
 class Deliveries:
-    """Arrival times of this process's commits until their change is relayed here."""
+    """When this process received the request committing to a session, until that
+    commit's change is relayed here. Keyed by session, and noted before the commit:
+    the change can come back on pub/sub before the commit's own reply is read."""
 
     def __init__(self) -> None:
-        self._arrivals: OrderedDict[tuple[str, int], tuple[float, str]] = OrderedDict()
+        self._arrivals: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
 
-    def committed(self, change: Change, arrived: float, route: str) -> None:
+    def committing(self, account_id: str, session_id: str, arrived: float, route: str) -> None:
         if len(self._arrivals) >= _ARRIVALS_MAX:
             self._arrivals.popitem(last=False)  # relayed elsewhere or never: forget the oldest
-        self._arrivals[(change.account_id, change.cursor)] = (arrived, source_of(route))
+        self._arrivals[(account_id, session_id)] = (arrived, source_of(route))
+
+    def settled(self, account_id: str, session_id: str, changed: bool) -> None:
+        if not changed:
+            self._arrivals.pop((account_id, session_id), None)
 
     def relayed(self, change: Change) -> None:
-        arrival = self._arrivals.pop((change.account_id, change.cursor), None)
+        arrival = self._arrivals.pop((change.account_id, change.entry.session_id), None)
         # Scheduled after the pump's flush, which the relay asked for first.
         asyncio.get_running_loop().call_soon(self._written, change, arrival)
 
@@ -71,13 +77,18 @@ def relayed(change: Change) -> None:
 class MeasuredStore(SessionStore):
     """The store, with each commit timed and its outcome counted by route."""
 
-    async def commit(self, *args: Any, **kwargs: Any) -> CommitResult:
-        started = time.perf_counter()
-        result = await super().commit(*args, **kwargs)
-        TALLY.commit_seconds.observe(time.perf_counter() - started)
+    async def commit(self, account_id: str, session_id: str, *args: Any, **kwargs: Any) -> CommitResult:
         ctx = current()
         if ctx is not None:
+            DELIVERIES.committing(account_id, session_id, ctx.arrived, ctx.route)
+        started = time.perf_counter()
+        try:
+            result = await super().commit(account_id, session_id, *args, **kwargs)
+        except BaseException:
+            DELIVERIES.settled(account_id, session_id, changed=False)
+            raise
+        TALLY.commit_seconds.observe(time.perf_counter() - started)
+        DELIVERIES.settled(account_id, session_id, changed=result.change is not None)
+        if ctx is not None:
             TALLY.outcomes[(ctx.route, result.status)] += 1
-            if result.change is not None:
-                DELIVERIES.committed(result.change, ctx.arrived, ctx.route)
         return result
