@@ -138,7 +138,7 @@ def _traffic_options(p: argparse.ArgumentParser, rate: float, speed: float) -> N
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m app", description="Call-session state service")
+    p = argparse.ArgumentParser(prog="callstate", description="Call-session state service")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP/WebSocket server")

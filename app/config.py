@@ -1,5 +1,7 @@
-"""Typed settings: `config/default.toml`, then `config/<env>.toml`, then the
-environment (upper-case names). Read once at start-up and injected."""
+"""Typed settings, read once at start-up and injected. In order, later wins:
+the packaged defaults (`app/defaults/default.toml`, then `app/defaults/<env>.toml`),
+the deployment's overrides (`<CONFIG_DIR>/default.toml`, `<CONFIG_DIR>/<env>.toml`;
+CONFIG_DIR is `./config` unless set), then the environment (upper-case names)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"  # inside the package (the wheel too)
+CONFIG_DIR = Path("config")  # the deployment's overrides, relative to the working directory
 
 
 class ConfigError(Exception):
@@ -118,13 +121,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR
+    environ: Mapping[str, str] | None = None, config_dir: Path | None = None
 ) -> Settings:
-    """Merge the config files and the environment; fail clearly if unusable."""
+    """Merge the packaged defaults, the override files and the environment; fail clearly if unusable."""
     environ = os.environ if environ is None else environ
-    values = _read_toml(config_dir / "default.toml")
+    overrides = config_dir or Path(environ.get("CONFIG_DIR") or CONFIG_DIR)
+    values = {**_read_toml(DEFAULTS_DIR / "default.toml"), **_read_toml(overrides / "default.toml")}
     env = environ.get("APP_ENV") or values.get("env", "development")
-    values.update(_read_toml(config_dir / f"{env}.toml"))
+    values.update(_read_toml(DEFAULTS_DIR / f"{env}.toml"))
+    values.update(_read_toml(overrides / f"{env}.toml"))
     values["env"] = env
     for name in Settings.__struct_fields__:
         raw = environ.get(name.upper())
