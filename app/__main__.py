@@ -19,11 +19,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["HOST"] = args.host
     settings = load_settings()  # fail fast, before uvicorn starts, on bad settings
     store = settings.redis_url or "embedded in-process store (no REDIS_URL)"
-    print(f"serving on http://{settings.host}:{settings.port}  store: {store}  env: {settings.env}", flush=True)
+    if settings.log_format == "text":  # JSON logs: every line on the output is a log object
+        print(f"serving on http://{settings.host}:{settings.port}  store: {store}  env: {settings.env}", flush=True)
     uvicorn.run(
         "app.main:app", factory=True, host=settings.host, port=settings.port,
         workers=args.workers if settings.redis_url else None, log_level=args.log_level,
-        timeout_graceful_shutdown=10, **websocket_options(settings.live_max_message_bytes),
+        timeout_graceful_shutdown=10, access_log=False, **websocket_options(settings.live_max_message_bytes),
     )
     return 0
 
@@ -137,7 +138,7 @@ def _traffic_options(p: argparse.ArgumentParser, rate: float, speed: float) -> N
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m app", description="Call-session state service")
+    p = argparse.ArgumentParser(prog="callstate", description="Call-session state service")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP/WebSocket server")

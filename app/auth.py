@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jwt
 
@@ -57,24 +58,82 @@ class Principal:
         return ADMIN in self.roles or MANAGER in self.roles
 
 
+class KeyUnknown(TokenInvalid):
+    """No key for the token's `kid` (or `alg`) is known yet; the key source may refresh."""
+
+    def __init__(self, kid: str | None) -> None:
+        super().__init__("Invalid token: signing key not found")
+        self.kid = kid
+
+
+class VerifyKey(NamedTuple):
+    key: Any  # what PyJWT's `decode` takes for `algorithm`: bytes, PEM, or a cryptography key
+    algorithm: str
+
+
+class KeySource(Protocol):
+    """Where verification keys come from. `key_for` answers from memory only; `refresh`
+    may fetch (rate-limited) and says whether a key for `kid` is known afterwards.
+    `version` changes whenever a key is withdrawn, so verified tokens are re-checked."""
+
+    version: int
+
+    def key_for(self, kid: str | None, algorithm: str) -> VerifyKey | None: ...
+
+    async def refresh(self, kid: str | None) -> bool: ...
+
+
+class StaticKey:
+    """One configured key (JWT_SECRET / JWT_PUBLIC_KEY); `kid` is not consulted."""
+
+    version = 0
+
+    def __init__(self, key: str | bytes, algorithm: str) -> None:
+        self._key = VerifyKey(key, algorithm)
+
+    def key_for(self, kid: str | None, algorithm: str) -> VerifyKey | None:
+        return self._key
+
+    async def refresh(self, kid: str | None) -> bool:
+        return False
+
+
 class TokenVerifier:
-    """Checks signature (only the configured algorithm), `exp`, and claims."""
+    """Checks signature (only the key's own algorithm), `exp`, `iss`/`aud` when
+    configured, and the claims we read."""
 
     _CACHE_MAX = 4096
 
-    def __init__(self, key: str | bytes, algorithm: str, leeway: float = 0) -> None:
-        self._key = key
-        self._algorithms = [algorithm]
+    def __init__(self, keys: KeySource, *, issuer: str | None = None, audience: str | None = None,
+                 leeway: float = 0, clock: Callable[[], float] = time.time) -> None:
+        self._keys = keys
+        self._issuer = issuer or None
+        self._audience = audience or None
         self._leeway = leeway
+        self._clock = clock
         # Clients send the same token on every request; remembering the exact
         # token bytes that verified (until their `exp`) skips the signature work.
         self._verified: dict[str, Principal] = {}
+        self._keys_version = keys.version
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """`verify`, and when the token names a key not known yet, one (rate-limited)
+        refresh of the key source and a second try. A known key never waits on I/O."""
+        try:
+            return self.verify(token)
+        except KeyUnknown as exc:
+            if not await self._keys.refresh(exc.kid):
+                raise
+        return self.verify(token)
 
     def verify(self, token: str | None) -> Principal:
         if not token:
             raise TokenMissing("Not Authenticated")
+        if self._keys.version != self._keys_version:  # a key was withdrawn: re-check everything
+            self._verified.clear()
+            self._keys_version = self._keys.version
         cached = self._verified.get(token)
-        if cached is not None and time.time() < cached.expires_at + self._leeway:
+        if cached is not None and self._clock() < cached.expires_at + self._leeway:
             return cached
         principal = self._decode(token)
         if len(self._verified) >= self._CACHE_MAX:
@@ -84,11 +143,24 @@ class TokenVerifier:
 
     def _decode(self, token: str) -> Principal:
         try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise TokenInvalid(f"Invalid token: {exc}") from None
+        kid, algorithm = header.get("kid"), header.get("alg")
+        if not isinstance(algorithm, str) or not (kid is None or isinstance(kid, str)):
+            raise TokenInvalid("Invalid token: bad header")
+        found = self._keys.key_for(kid, algorithm)
+        if found is None:
+            raise KeyUnknown(kid)
+        required = ["exp", "sub"] + ["iss"] * bool(self._issuer) + ["aud"] * bool(self._audience)
+        try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
-                options={"require": ["exp", "sub"]},
+                found.key,
+                algorithms=[found.algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": required},
                 leeway=self._leeway,
             )
         except jwt.ExpiredSignatureError:
@@ -99,6 +171,14 @@ class TokenVerifier:
 
 
 def principal_from_claims(claims: dict[str, object]) -> Principal:
+    exp = claims.get("exp")
+    # RFC 7519 NumericDate is a JSON number; PyJWT alone also takes "1700000000".
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        raise TokenInvalid("Invalid token: 'exp' must be a number")
+    sub = claims.get("sub")
+    user_id = sub.rsplit("|", 1)[-1] if isinstance(sub, str) else ""
+    if not user_id.strip():
+        raise TokenInvalid("Invalid token: 'sub' must be a non-empty string")
     roles = claims.get("roles", claims.get("Roles", []))
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise TokenInvalid("Invalid token: 'roles' must be a JSON array of strings")
@@ -107,14 +187,13 @@ def principal_from_claims(claims: dict[str, object]) -> Principal:
         raise TokenInvalid("Invalid token: missing 'accountId' claim")
     endpoint = claims.get("endpointId")
     name = claims.get("name")
-    sub = str(claims["sub"]).rsplit("|", 1)[-1]
     return Principal(
-        user_id=sub,
+        user_id=user_id,
         account_id=account,
         endpoint_id=str(endpoint) if endpoint else None,
         roles=frozenset(roles),
         name=str(name) if name else None,
-        expires_at=float(claims["exp"]),  # type: ignore[arg-type]
+        expires_at=float(exp),
     )
 
 

@@ -1,5 +1,7 @@
-"""Typed settings: `config/default.toml`, then `config/<env>.toml`, then the
-environment (upper-case names). Read once at start-up and injected."""
+"""Typed settings, read once at start-up and injected. In order, later wins:
+the packaged defaults (`app/defaults/default.toml`, then `app/defaults/<env>.toml`),
+the deployment's overrides (`<CONFIG_DIR>/default.toml`, `<CONFIG_DIR>/<env>.toml`;
+CONFIG_DIR is `./config` unless set), then the environment (upper-case names)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import msgspec
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"  # inside the package (the wheel too)
+CONFIG_DIR = Path("config")  # the deployment's overrides, relative to the working directory
 
 
 class ConfigError(Exception):
@@ -34,6 +38,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     jwt_secret: str = ""
     jwt_secret_base64: str = ""
     jwt_public_key: str = ""
+    # An identity provider's keys (RS256/ES256) instead of the static key above.
+    jwt_jwks_url: str = ""
+    jwt_jwks_cooldown_seconds: float = 30.0  # at most one fetch per this, however many unknown kids
+    jwt_jwks_max_age_seconds: float = 600.0  # known keys re-fetched in the background after this
+    jwt_issuer: str = ""  # when set, tokens must carry this `iss`
+    jwt_audience: str = ""  # when set, tokens must carry this `aud`
     events_api_key: str = ""
     max_body_bytes: int = 1_048_576
     max_events_per_batch: int = 500
@@ -60,6 +70,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
     live_drain_spread_ms: int = 5_000  # SIGTERM: reconnect delay hints spread over this
     live_drain_timeout: float = 3.0  # SIGTERM: wait this long for clients to go
+    # Operations (docs/operations.md).
+    log_format: str = "text"  # or "json": one object per line
+    log_level: str = "info"
+    metrics_token: str = ""  # when set, GET /metrics needs Authorization: Bearer <it>
 
     @property
     def production(self) -> bool:
@@ -77,8 +91,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"JWT_ALGORITHM must be HS256 or RS256, not {self.jwt_algorithm!r}")
         if self.jwt_algorithm == "RS256" and not self.jwt_public_key:
             raise ConfigError("JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY (PEM)")
-        if self.jwt_algorithm == "HS256" and not (self.jwt_secret or self.jwt_secret_base64):
+        if self.jwt_jwks_url:
+            _check_jwks_url(self.jwt_jwks_url, self.production)
+        elif self.jwt_algorithm == "HS256" and not (self.jwt_secret or self.jwt_secret_base64):
             raise ConfigError("no JWT key: set JWT_SECRET or JWT_SECRET_BASE64")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
         if not self.events_api_key:
             raise ConfigError("no events API key: set EVENTS_API_KEY")
         if self.production and not (self.redis_url or self.redis_sentinels):
@@ -95,6 +113,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self
 
 
+def _check_jwks_url(url: str, production: bool) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("https", "http") or not urlsplit(url).hostname:
+        raise ConfigError(f"JWT_JWKS_URL must be an http(s) URL, not {url!r}")
+    if production and scheme != "https":
+        raise ConfigError("JWT_JWKS_URL must use https in production")
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -103,13 +129,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR
+    environ: Mapping[str, str] | None = None, config_dir: Path | None = None
 ) -> Settings:
-    """Merge the config files and the environment; fail clearly if unusable."""
+    """Merge the packaged defaults, the override files and the environment; fail clearly if unusable."""
     environ = os.environ if environ is None else environ
-    values = _read_toml(config_dir / "default.toml")
+    overrides = config_dir or Path(environ.get("CONFIG_DIR") or CONFIG_DIR)
+    values = {**_read_toml(DEFAULTS_DIR / "default.toml"), **_read_toml(overrides / "default.toml")}
     env = environ.get("APP_ENV") or values.get("env", "development")
-    values.update(_read_toml(config_dir / f"{env}.toml"))
+    values.update(_read_toml(DEFAULTS_DIR / f"{env}.toml"))
+    values.update(_read_toml(overrides / f"{env}.toml"))
     values["env"] = env
     for name in Settings.__struct_fields__:
         raw = environ.get(name.upper())

@@ -8,28 +8,34 @@ from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
 from app.apidocs import routes as apidocs
-from app.auth import TokenVerifier
 from app.config import Settings, load_settings
+from app.identity import build_verifier
 from app.live.broker import Broker
 from app.live.hub import build_hub
 from app.live.signals import drain_on_sigterm
+from app.observability import metrics
+from app.observability.access import AccessMiddleware
+from app.observability.hooks import MeasuredStore
+from app.observability.logs import configure_logging
 from app.redis_batch import PositionBatcher
 from app.redis_io import Redis, connect, wrap
 from app.services import Services
 from app.snapshots import SnapshotReads, Snapshots
-from app.store import SessionStore
 from app.web import console, errors, events, health, live, sessions, twilio
 
 
 def build_services(settings: Settings, redis: Redis) -> Services:
-    verifier = TokenVerifier(settings.jwt_verify_key(), settings.jwt_algorithm)
-    store = SessionStore(redis, settings)
+    verifier = build_verifier(settings)
+    store = MeasuredStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
     reads = SnapshotReads(PositionBatcher(redis), Snapshots())
-    return Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads)
+    svc = Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads)
+    svc.extras["metrics"] = metrics.build_registry(svc)
+    return svc
 
 
 LIVE_PATH = "/sessions/live"
@@ -83,7 +89,8 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
 
     app = App(
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
-                *console.routes(), *apidocs.routes()],
+                *console.routes(), *apidocs.routes(), *metrics.routes()],
+        middleware=[Middleware(AccessMiddleware)],
         exception_handlers={
             **errors.HANDLERS,
             HTTPException: errors.http_exception,
@@ -97,5 +104,6 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
 
 def app() -> Starlette:
     """Uvicorn factory: `uvicorn --factory app.main:app`."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return create_app()
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth import Principal, TokenVerifier
 from app.config import Settings
+from app.observability.context import note_account
 from app.snapshots import SnapshotReads
 from app.store import SessionStore
 
@@ -25,8 +26,10 @@ class Services:
     live: Hub | None = None  # live push; started and stopped by the lifespan
     reads: SnapshotReads | None = None  # cached, position-validated GET /sessions/active
 
-    def authenticate(self, token: str | None) -> Principal:
-        return self.verifier.verify(token)
+    async def authenticate(self, token: str | None) -> Principal:
+        principal = await self.verifier.authenticate(token)
+        note_account(principal.account_id)  # for this request's log lines
+        return principal
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -6,14 +6,15 @@ import jwt
 import pytest
 
 from app.auth import (
-    Forbidden, TokenExpired, TokenInvalid, TokenMissing, TokenVerifier, api_key_matches, mint_token, require_role,
+    Forbidden, StaticKey, TokenExpired, TokenInvalid, TokenMissing, TokenVerifier, api_key_matches, mint_token,
+    require_role,
 )
 
 KEY = b"k" * 64
 
 
 def verifier() -> TokenVerifier:
-    return TokenVerifier(KEY, "HS256")
+    return TokenVerifier(StaticKey(KEY, "HS256"))
 
 
 def make(**claims: object) -> str:
@@ -41,6 +42,31 @@ def test_expired_token() -> None:
 def test_exp_is_required() -> None:
     with pytest.raises(TokenInvalid):
         verifier().verify(make(exp=None))
+
+
+@pytest.mark.parametrize("exp", [str(int(time.time()) + 60), f"{time.time() + 60:.1f}"])
+def test_exp_must_be_a_json_number(exp: object) -> None:
+    with pytest.raises(TokenInvalid, match="exp"):
+        verifier().verify(make(exp=exp))
+
+
+@pytest.mark.parametrize("sub", ["", "   ", "ssjwt|", 42])
+def test_sub_must_be_a_non_empty_string(sub: object) -> None:
+    with pytest.raises(TokenInvalid):
+        verifier().verify(make(sub=sub))
+
+
+def test_servicestack_sub_prefix_is_dropped() -> None:
+    assert verifier().verify(make(sub="ssjwt|u7")).user_id == "u7"
+
+
+def test_issuer_and_audience_checked_when_set() -> None:
+    strict = TokenVerifier(StaticKey(KEY, "HS256"), issuer="https://idp/", audience="callstate")
+    assert strict.verify(make(iss="https://idp/", aud="callstate")).user_id == "u1"
+    for bad in (make(iss="https://other/", aud="callstate"), make(iss="https://idp/", aud="other"),
+                make(aud="callstate"), make(iss="https://idp/")):
+        with pytest.raises(TokenInvalid):
+            strict.verify(bad)
 
 
 def test_wrong_key_rejected() -> None:

@@ -1,4 +1,5 @@
 import pytest
+from pathlib import Path
 
 from app.config import ConfigError, load_settings
 
@@ -33,3 +34,13 @@ def test_base64_secret_and_rs256() -> None:
 def test_bad_value_is_named() -> None:
     with pytest.raises(ConfigError, match="port"):
         load_settings({"APP_ENV": "test", "PORT": "eighty"})
+
+
+def test_packaged_defaults_then_config_dir_overrides_then_environment(tmp_path: Path) -> None:
+
+    bare = load_settings({"EVENTS_API_KEY": "k"}, config_dir=Path(tmp_path / "none"))
+    assert bare.env == "development" and bare.jwt_secret  # the packaged development.toml
+    (tmp_path / "default.toml").write_text('port = 9100\nmax_events_per_batch = 7\n')
+    (tmp_path / "development.toml").write_text('port = 9200\n')
+    s = load_settings({"CONFIG_DIR": str(tmp_path), "MAX_EVENTS_PER_BATCH": "9"})
+    assert (s.port, s.max_events_per_batch) == (9200, 9)

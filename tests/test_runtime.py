@@ -7,7 +7,7 @@ import sys
 import httpx
 import redis.asyncio as aioredis
 
-from app.auth import TokenVerifier
+from app.auth import StaticKey, TokenVerifier
 from app.config import Settings
 from app.main import create_app
 from tests.support.api import bearer, seed
@@ -48,7 +48,7 @@ def test_token_command_mints_a_verifiable_token(settings: Settings) -> None:
          "--roles", "User,Manager", "--name", "Alice"],
         cwd=ROOT, env={**os.environ, "APP_ENV": "test"}, capture_output=True, text=True, check=True,
     )
-    p = TokenVerifier(settings.jwt_verify_key(), "HS256").verify(out.stdout.strip())
+    p = TokenVerifier(StaticKey(settings.jwt_verify_key(), "HS256")).verify(out.stdout.strip())
     assert (p.user_id, p.account_id, p.endpoint_id, p.name) == ("alice", "A7", "E7", "Alice")
     assert p.roles == {"User", "Manager"}
 

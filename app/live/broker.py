@@ -27,6 +27,7 @@ from redis.asyncio.client import PubSub
 from app import keys
 from app.changes import Change, entry_decoder
 from app.redis_io import REDIS_DOWN, Redis
+from app.observability.tally import TALLY
 
 log = logging.getLogger("app.live.broker")
 
@@ -121,7 +122,6 @@ class Broker:
         self._closing: set[asyncio.Task[None]] = set()
         self._on_change: OnChange = lambda change: None
         self._on_subscribed: OnSubscribed = lambda account: None
-        self.reconnects = 0  # connections lost or channels moved, then resubscribed
 
     async def start(self, on_change: OnChange, on_subscribed: OnSubscribed) -> None:
         self._on_change, self._on_subscribed = on_change, on_subscribed
@@ -179,7 +179,7 @@ class Broker:
             for channel in [c for c, a in self._where.items() if a == link.address]:
                 del self._where[channel]
         self._close_soon(link)
-        self.reconnects += 1
+        TALLY.pubsub_reconnects += 1
         self._retry_later()
 
     def dispatch(self, link: _Link, message: dict[str, Any]) -> None:
@@ -200,7 +200,7 @@ class Broker:
                 link.sent.discard(channel)
                 if self._where.get(channel) == link.address:
                     del self._where[channel]
-                self.reconnects += 1
+                TALLY.pubsub_reconnects += 1
                 self._retry_later()
         elif kind in ("message", "smessage") and account is not None:
             data = message["data"]

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,7 +83,7 @@ class Connection:
         "_timer_at", "_transport", "_verify", "_writer", "ended_with", "outbox", "principal", "state", "sub",
     )
 
-    def __init__(self, hub: Hub, authenticate: Callable[[str | None], Principal], limits: Limits,
+    def __init__(self, hub: Hub, authenticate: Callable[[str | None], Awaitable[Principal]], limits: Limits,
                  transport: Transport, clock: Callable[[], float] = time.time) -> None:
         self._hub = hub
         self._verify = authenticate
@@ -268,7 +268,7 @@ class Connection:
     # -- auth -----------------------------------------------------------------------
     async def _authenticate(self, action: Authenticate) -> Close | None:
         try:
-            principal = require_role(self._verify(action.token), USER)
+            principal = require_role(await self._verify(action.token), USER)
         except TokenExpired:
             return Close.of(CloseCode.TOKEN_EXPIRED)
         except Forbidden as exc:

@@ -24,6 +24,7 @@ from app.live.protocol import Close, CloseCode, Message, Position
 from app.live.resume import ChangeSource
 from app.live.views import Seen, Viewer, ops_for, seen
 from app.redis_io import REDIS_DOWN
+from app.observability import hooks
 from app.store import StoreUnavailable
 
 log = logging.getLogger("app.live.feed")
@@ -225,6 +226,7 @@ class Feed:
             message = classes[pair]
             if message is not None:
                 self._offer(sub, message)
+        hooks.relayed(change)
 
     def _offer(self, sub: Subscriber, message: Message) -> None:
         if sub.outbox.offer(message):

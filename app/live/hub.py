@@ -22,6 +22,7 @@ from app.live.protocol import Close, CloseCode, Position
 from app.live.pump import Pump
 from app.live.resume import ChangeSource
 from app.live.views import Viewer
+from app.observability.tally import TALLY
 
 log = logging.getLogger("app.live.hub")
 
@@ -83,6 +84,7 @@ class Hub:
         """Stop taking subscribers; tell every connection to reconnect elsewhere
         after its own random delay (so they do not all return at once); close."""
         self.draining = True
+        TALLY.drains += 1
         for outbox in list(self._connections):
             outbox.offer(protocol.reconnect(random.randint(0, max(0, spread_ms))))
             outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=True)
@@ -102,6 +104,7 @@ class Hub:
             await asyncio.shield(feed.ready)
             start = await resume.start(self._source, viewer, since, max_changes=self._max_changes,
                                        budget=self._replay_budget)
+            TALLY.starts[start.outcome] += 1
             for message in start.messages:
                 outbox.offer(message)
             sub = Subscriber(viewer, outbox, start.epoch, start.cursor)

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 
 from app.live.protocol import Close, CloseCode, Message
+from app.observability.tally import TALLY
 
 
 class Outbox:
@@ -50,6 +51,7 @@ class Outbox:
         if items is None:
             items = self._items = deque()
         elif items and self._bytes + message.size > self.max_bytes:
+            TALLY.slow_closes += 1
             self.finish(Close.of(CloseCode.SLOW), flush=False)
             return False
         items.append(message)

@@ -26,6 +26,7 @@ import msgspec
 from app import keys
 from app.config import Settings
 from app.redis_io import REDIS_DOWN
+from app.observability import hooks
 from app.store import Link, OwnershipConflict, SessionStore, StoreUnavailable
 from app.twilio.callbacks import Callback, CallbackInvalid, idempotency_key, parse
 from app.twilio.deadletters import DeadLetters, Letter
@@ -82,6 +83,7 @@ class Ingest:
 
     async def _dead_letter(self, letter: Letter, reason: str) -> None:
         await self.dead.add(msgspec.structs.replace(letter, reason=reason))
+        hooks.outcome("dead-lettered")
         log.warning("twilio %s callback dead-lettered (%s): %s", letter.kind, ", ".join(letter.sids), reason)
 
     async def _replay(self, linked: list[str]) -> None:

@@ -209,7 +209,7 @@ async def live_events(request: Request) -> Response:
         raise ApiError(406, "NotAcceptable", "Use a WebSocket upgrade, or Accept: text/event-stream")
     svc = services(request)
     token = bearer_token(request)
-    require_role(svc.authenticate(token), USER)  # refuse with a plain 401/403 before streaming
+    require_role(await svc.authenticate(token), USER)  # refuse with a plain 401/403 before streaming
     since = request.headers.get("last-event-id") or request.query_params.get("since")
     _position(since)
     hub = _hub(svc)
@@ -224,7 +224,7 @@ async def live_events(request: Request) -> Response:
 async def changes(request: Request) -> Response:
     """Patches since `since`, or a reset snapshot, or nothing after `wait` seconds."""
     svc = services(request)
-    principal = require_role(svc.authenticate(bearer_token(request)), USER)
+    principal = require_role(await svc.authenticate(bearer_token(request)), USER)
     since = _position(request.query_params.get("since"))
     wait = _wait(request.query_params.get("wait"), svc.settings.live_poll_max_wait)
     hub = _hub(svc)

@@ -103,7 +103,7 @@ async def get_active_sessions(request: Request) -> Response:
     wanted = _Wanted(request.scope["headers"])
     op_name, fmt = _operation_and_format(request, wanted)
     svc = services(request)
-    principal = require_role(svc.authenticate(_token(request, wanted)), USER)
+    principal = require_role(await svc.authenticate(_token(request, wanted)), USER)
     if_none_match = wanted.if_none_match.decode("latin-1") if wanted.if_none_match is not None else None
     reads = svc.reads
     if reads is None:  # no snapshot cache wired: build every time

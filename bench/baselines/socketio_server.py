@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.auth import AuthError, TokenVerifier
+from app.auth import AuthError, StaticKey, TokenVerifier
 from app.config import load_settings
 
 EVENTS_KEY = "Bearer test-events-key"
@@ -40,7 +40,7 @@ def _text(value: bytes | str) -> str:
 def app() -> socketio.ASGIApp:
     url = os.environ["REDIS_URL"]
     settings = load_settings({"APP_ENV": "test"})
-    verifier = TokenVerifier(settings.jwt_verify_key(), settings.jwt_algorithm)
+    verifier = TokenVerifier(StaticKey(settings.jwt_verify_key(), settings.jwt_algorithm))
     mgr = socketio.AsyncRedisManager(url, channel="bench-socketio")
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=mgr, cors_allowed_origins="*")
     # Its own reads and writes queue for a pooled connection instead of failing under a burst

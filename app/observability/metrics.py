@@ -1,0 +1,134 @@
+"""`GET /metrics`: the Prometheus text format, read at scrape time from counters the
+code already keeps (the hub's stats, the Redis writer's, `TALLY`); nothing is
+computed on the request path for it. Each process serves its own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import redis.asyncio as aioredis
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.auth import api_key_matches
+from app.redis_io import REDIS_DOWN
+from app.services import Services, services
+from app.observability.tally import TALLY, Histogram, Tally
+from app.twilio.deadletters import DeadLetters
+from app.web.errors import ApiError
+from app.web.requests import bearer_from_header
+
+log = logging.getLogger(__name__)
+PREFIX = "callstate"
+
+
+def _histogram(name: str, doc: str, hist: Histogram, labels: dict[str, str] | None = None,
+               family: HistogramMetricFamily | None = None) -> HistogramMetricFamily:
+    labels = labels or {}
+    family = family or HistogramMetricFamily(name, doc, labels=list(labels))
+    family.add_metric(list(labels.values()), hist.cumulative(), hist.total)
+    return family
+
+
+class ServiceCollector(Collector):
+    def __init__(self, svc: Services, tally: Tally = TALLY) -> None:
+        self._svc = svc
+        self._tally = tally
+        self.dead_letters: int | None = None  # read from Redis by the route before each scrape
+
+    def collect(self) -> Iterator[Metric]:
+        t = self._tally
+        ingest = CounterMetricFamily(f"{PREFIX}_ingest", "Webhooks and events by route and outcome "
+                                     "(applied, duplicate, unchanged, dead-lettered)", labels=["route", "outcome"])
+        for (route, outcome), n in sorted(t.outcomes.items()):
+            ingest.add_metric([route, outcome], n)
+        yield ingest
+        rejected = CounterMetricFamily(f"{PREFIX}_ingest_rejected", "Refused webhook and event requests by "
+                                       "route and responseStatus.errorCode", labels=["route", "reason"])
+        for (route, reason), n in sorted(t.rejections.items()):
+            rejected.add_metric([route, reason], n)
+        yield rejected
+        yield _histogram(f"{PREFIX}_commit_seconds", "Store commit latency (all round trips of one commit)",
+                         t.commit_seconds)
+        writers = self._svc.store.redis.writers  # one per Redis node this process talks to
+        yield CounterMetricFamily(f"{PREFIX}_redis_writes", "Socket writes to Redis (each one or more "
+                                  "batches of commands), all nodes", value=sum(w.writes for w in writers))
+        yield CounterMetricFamily(f"{PREFIX}_redis_batches", "Command batches sent to Redis, all nodes",
+                                  value=sum(w.batches for w in writers))
+        yield CounterMetricFamily(f"{PREFIX}_redis_resends", "Writes sent again on a fresh connection after "
+                                  "their kept one was found dead", value=sum(w.resends for w in writers))
+        yield _histogram(f"{PREFIX}_arrival_to_write_seconds", "From a webhook or event batch arriving at "
+                         "this process to its patch being written to this process's sockets",
+                         t.arrival_to_write_seconds)
+        ages = HistogramMetricFamily(f"{PREFIX}_event_time_to_write_seconds", "From a change's own time "
+                                     "(Twilio callback Timestamp, event occurredAt) to its patch being written "
+                                     "to sockets, by where it arrived", labels=["source"])
+        for source, hist in sorted(t.event_time_to_write_seconds.items()):
+            _histogram("", "", hist, {"source": source}, ages)
+        yield ages
+        yield from self._live(t)
+        if self.dead_letters is not None:
+            yield GaugeMetricFamily(f"{PREFIX}_dead_letters", "Twilio callbacks held as dead letters "
+                                    "(shared by every process)", value=self.dead_letters)
+
+    def _live(self, t: Tally) -> Iterator[Metric]:
+        hub = self._svc.live
+        if hub is None:
+            return
+        streaming = {kind: max(0, t.streaming.get(kind, 0)) for kind in ("sse", "long-poll")}
+        connections = GaugeMetricFamily(f"{PREFIX}_live_connections", "Open live connections by transport",
+                                        labels=["transport"])
+        connections.add_metric(["websocket"], max(0, hub.connection_count - sum(streaming.values())))
+        for kind, n in streaming.items():
+            connections.add_metric([kind], n)
+        yield connections
+        s = hub.stats
+        yield CounterMetricFamily(f"{PREFIX}_live_messages_queued", "Messages queued to sockets", value=s.messages_queued)
+        yield CounterMetricFamily(f"{PREFIX}_live_patches_encoded", "Patches encoded (once per view class)",
+                                  value=s.patches_encoded)
+        starts = CounterMetricFamily(f"{PREFIX}_live_starts", "Subscriptions started, by how: snapshot, "
+                                     "resumed (from `since`), reset", labels=["outcome"])
+        for outcome in ("snapshot", "resumed", "reset"):
+            starts.add_metric([outcome], t.starts.get(outcome, 0))
+        yield starts
+        yield CounterMetricFamily(f"{PREFIX}_live_catch_ups", "Feed catch-ups from the change log", value=s.catch_ups)
+        yield CounterMetricFamily(f"{PREFIX}_live_resets", "Subscribers reset to a fresh snapshot", value=s.resets)
+        yield CounterMetricFamily(f"{PREFIX}_live_slow_consumer_closes", "Connections closed as too slow (3008)",
+                                  value=t.slow_closes)
+        yield CounterMetricFamily(f"{PREFIX}_live_drains", "Drains (SIGTERM) started", value=t.drains)
+        yield CounterMetricFamily(f"{PREFIX}_pubsub_reconnects", "Pub/sub connections lost and re-made",
+                                  value=t.pubsub_reconnects)
+        yield CounterMetricFamily(f"{PREFIX}_pubsub_dropped_publications", "Publications dropped by a full feed "
+                                  "inbox (recovered by the position check)", value=s.dropped_publications)
+
+
+def build_registry(svc: Services) -> tuple[CollectorRegistry, ServiceCollector]:
+    registry = CollectorRegistry()
+    collector = ServiceCollector(svc)
+    registry.register(collector)
+    ProcessCollector(registry=registry)  # RSS, CPU, open fds
+    return registry, collector
+
+
+async def metrics(request: Request) -> Response:
+    svc = services(request)
+    expected = svc.settings.metrics_token
+    if expected and not api_key_matches(bearer_from_header(request.headers.get("authorization")), expected):
+        raise ApiError(401, "Unauthorized", "Metrics need Authorization: Bearer <METRICS_TOKEN>")
+    registry, collector = svc.extras["metrics"]
+    s = svc.settings
+    try:
+        collector.dead_letters = await DeadLetters(svc.store.redis, s.dead_letter_max_len, 0).count()
+    except (aioredis.RedisError, *REDIS_DOWN) as exc:
+        log.warning("metrics: dead letter count unavailable: %s", exc)
+        collector.dead_letters = None
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def routes() -> list[Route]:
+    return [Route("/metrics", metrics, methods=["GET"])]
