@@ -1,7 +1,7 @@
-"""Auto-pipelined reads of account positions (epoch, cursor).
+"""Batched reads of account positions (epoch, cursor).
 
 Every `position(account)` asked for in the same event-loop turn goes to Redis
-in ONE pipeline (one `MGET epoch seq` per distinct account, each within the
+in ONE batch (one `MGET epoch seq` per distinct account, each within the
 account's hash slot), so under concurrency a read costs a fraction of a round
 trip. While a batch is on the wire, new asks wait for the next one: a batch is
 always sent after every ask in it was made, so the position it returns is at
@@ -31,7 +31,7 @@ class PositionBatcher:
         self._scheduled = False
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.round_trips = 0  # pipelines sent
+        self.round_trips = 0  # batches sent
         self.asks = 0
 
     async def position(self, account_id: str) -> Pos:

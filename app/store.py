@@ -380,7 +380,7 @@ def _raise_errors(replies: list[Any]) -> list[Any]:
 
 
 def _woken(replies: list[Any], indices: tuple[int, ...]) -> set[int]:
-    """The indices of links this pipeline made whose watch key existed."""
+    """The indices of links this batch made whose watch key existed."""
     return {index for index, made, watched in zip(indices, replies[0::2], replies[1::2]) if made and watched}
 
 

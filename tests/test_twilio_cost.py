@@ -26,7 +26,7 @@ BASE = "http://testserver"
 class CountingConnection(Connection):
     """Counts round trips where they happen, on the wire: each socket write of
     one command or of a whole batch (a pipeline, or the store's
-    `redis_client.run`) is one round trip, whatever sent it (so a client
+    `Redis.run`) is one round trip, whatever sent it (so a client
     library's hidden extra request, like a pipeline's `SCRIPT EXISTS`, is
     counted too). `run` coalesces the batches of concurrent requests into one
     write; these tests deliver one callback at a time, so a write here carries
