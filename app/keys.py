@@ -27,10 +27,6 @@ def endpoint(account_id: str, endpoint_id: str) -> str:
     return f"{PREFIX}:{tag(account_id)}:ep:{endpoint_id}"
 
 
-def endpoint_prefix(account_id: str) -> str:
-    return f"{PREFIX}:{tag(account_id)}:ep:"
-
-
 def seq(account_id: str) -> str:
     """Counter: the account's change cursor."""
     return f"{PREFIX}:{tag(account_id)}:seq"
