@@ -22,7 +22,7 @@ from app.observability.access import AccessMiddleware
 from app.observability.hooks import MeasuredStore
 from app.observability.logs import configure_logging
 from app.redis_batch import PositionBatcher
-from app.redis_io import Redis, connect, wrap
+from app.redis_io import REDIS_DOWN, Redis, connect, wrap
 from app.services import Services
 from app.snapshots import SnapshotReads, Snapshots
 from app.web import console, errors, events, health, live, sessions, twilio
@@ -76,6 +76,10 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = svc.live
         assert hub is not None
+        try:  # learn the topology (one node or a cluster, its slot map) now, not on the first request
+            await client.ready()
+        except REDIS_DOWN as exc:  # Redis not up yet: /health says so, and the first use retries
+            logging.getLogger("app").warning("Redis not reachable at start-up: %s", exc)
         await hub.start()
         # SIGTERM: tell live clients to reconnect elsewhere before the server stops.
         restore = drain_on_sigterm(lambda: hub.drain(settings.live_drain_spread_ms, settings.live_drain_timeout))

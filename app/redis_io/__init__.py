@@ -81,7 +81,11 @@ class _Discovered:
             socket_timeout=timeout, socket_connect_timeout=timeout,
         )
         single = SingleNode(aioredis.Redis(connection_pool=pool), "single")
-        info = (await single.run([("INFO", "cluster")]))[0]
+        try:
+            info = (await single.run([("INFO", "cluster")]))[0]
+        except BaseException:
+            await single.aclose()
+            raise
         text = info.decode() if isinstance(info, bytes) else str(info)
         if "cluster_enabled:1" not in text:
             return single
