@@ -20,6 +20,14 @@ def bearer_token(request: Request) -> str | None:
     return bearer_from_header(request.headers.get("authorization")) or request.cookies.get("ss-tok") or None
 
 
+def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (`application/json`, parameters allowed): a
+    form or `text/plain` post is what a cross-site page can send without a preflight."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "UnsupportedMediaType", "Content-Type must be application/json")
+
+
 def too_large(limit: int) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", f"Body exceeds {limit} bytes")
 
