@@ -21,7 +21,7 @@ from app.live.protocol import Close, CloseCode, Message
 
 
 class Outbox:
-    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "max_bytes")
+    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "max_bytes", "stalled")
 
     def __init__(self, max_bytes: int, on_ready: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
@@ -33,6 +33,9 @@ class Outbox:
         self._wake: asyncio.Event | None = None
         self.closing: Close | None = None
         self.aborted = False  # finished without flushing
+        # A write to this connection's socket is blocked (its reader stopped reading): set and
+        # cleared by the writer; a drain does not wait on such a connection.
+        self.stalled = False
 
     def __len__(self) -> int:
         return len(self._items) if self._items is not None else 0
