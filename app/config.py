@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
     live_drain_spread_ms: int = 5_000  # SIGTERM: reconnect delay hints spread over this
     live_drain_timeout: float = 3.0  # SIGTERM: wait this long for clients to go
+    # Browser origins besides the service's own that may use it (comma-separated): cookie
+    # credentials from them are accepted, and the client module, SSE and long-poll answer CORS.
+    allowed_origins: str = ""
 
     @property
     def production(self) -> bool:
@@ -77,6 +80,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("no events API key: set EVENTS_API_KEY")
         if self.production and not self.redis_url:
             raise ConfigError("production needs a shared Redis: set REDIS_URL")
+        if self.allowed_origins:
+            from app.web.origins import parse_origins
+
+            try:
+                parse_origins(self.allowed_origins)
+            except ValueError as exc:
+                raise ConfigError(f"ALLOWED_ORIGINS: {exc}") from None
         if self.twilio_auth_tokens:
             from app.twilio.signature import parse_token_map
 

@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
 from app.auth import TokenVerifier
@@ -22,6 +23,7 @@ from app.services import Services
 from app.snapshots import SnapshotReads, Snapshots
 from app.store import SessionStore
 from app.web import console, errors, events, health, live, sessions, twilio
+from app.web.origins import ClientCors, OriginPolicy
 
 
 def build_services(settings: Settings, redis: aioredis.Redis) -> Services:
@@ -29,7 +31,8 @@ def build_services(settings: Settings, redis: aioredis.Redis) -> Services:
     store = SessionStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
     reads = SnapshotReads(PositionBatcher(redis), Snapshots())
-    return Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads)
+    return Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads,
+                    origins=OriginPolicy(settings))
 
 
 LIVE_PATH = "/sessions/live"
@@ -79,6 +82,8 @@ def create_app(settings: Settings | None = None, redis: aioredis.Redis | None = 
             if owns_redis:
                 await client.aclose()
 
+    allowed = svc.origins.allowed if svc.origins is not None else frozenset()
+    cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
     app = App(
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
                 *console.routes()],
@@ -88,6 +93,7 @@ def create_app(settings: Settings | None = None, redis: aioredis.Redis | None = 
             Exception: errors.unexpected,
         },
         lifespan=lifespan,
+        middleware=cors,
     )
     app.state.services = svc
     return app
