@@ -208,6 +208,10 @@ class Connection:
     def _on_ready(self) -> None:
         """The outbox got its first message, or was finished."""
         if self._closing:
+            writer = self._writer
+            if self.outbox.aborted and self.outbox.stalled and writer is not None and writer is not asyncio.current_task():
+                writer.cancel()  # abandoned (a drain): stop waiting for the socket to take the close
+                self._stop_reader()
             return
         writer = self._writer
         if self.outbox.aborted and writer is not None and writer is not asyncio.current_task():

@@ -97,7 +97,7 @@ class Hub:
         for outbox in list(self._connections):
             if outbox.stalled:
                 self.teardowns.stalled_at_drain += 1
-                outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=False)
+                outbox.abandon(Close.of(CloseCode.SHUTDOWN))
                 continue
             outbox.offer(protocol.reconnect(random.randint(0, max(0, spread_ms))))
             outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=True)

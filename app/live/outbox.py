@@ -72,6 +72,16 @@ class Outbox:
             self.aborted = True
         self._ready()
 
+    def abandon(self, close: Close) -> None:
+        """`finish(close, flush=False)`, also when already finishing: drop what is queued
+        and tell the writer to stop waiting on the socket (a drain, for a stalled one)."""
+        if self.closing is None:
+            self.closing = close
+        self._items = None
+        self._bytes = 0
+        self.aborted = True
+        self._ready()
+
     def pop(self) -> Message | None:
         """The next message to send, if any (never waits)."""
         items = self._items
