@@ -74,6 +74,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_format: str = "text"  # or "json": one object per line
     log_level: str = "info"
     metrics_token: str = ""  # when set, GET /metrics needs Authorization: Bearer <it>
+    # Browser origins besides the service's own that may use it (comma-separated): cookie
+    # credentials from them are accepted, and the client module, SSE and long-poll answer CORS.
+    allowed_origins: str = ""
 
     @property
     def production(self) -> bool:
@@ -103,6 +106,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("production needs a shared Redis: set REDIS_URL (or REDIS_SENTINELS)")
         if self.redis_wait_replicas < 0 or self.redis_wait_timeout_ms <= 0:
             raise ConfigError("REDIS_WAIT_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
+        if self.allowed_origins:
+            from app.web.origins import parse_origins
+
+            try:
+                parse_origins(self.allowed_origins)
+            except ValueError as exc:
+                raise ConfigError(f"ALLOWED_ORIGINS: {exc}") from None
         if self.twilio_auth_tokens:
             from app.twilio.signature import parse_token_map
 

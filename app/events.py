@@ -3,11 +3,12 @@ transition each event makes to a session. No I/O here."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 import msgspec
 
+from app import json_input
+from app.ids import ID_RULE, is_id
 from app.models import (
     MEMBER_WIRE_NAMES,
     SESSION_WIRE_NAMES,
@@ -19,8 +20,6 @@ from app.models import (
 from app.records import end_session, fill_missing, find_member, touch, utc_timestamp
 
 EVENT_TYPES: Final = ("session.upsert", "session.member", "session.log", "session.end")
-# Ids become parts of Redis keys and JSON Pointers: keep them to a safe alphabet.
-ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
 MAX_TEXT: Final = 4096
 # Maintained by the service from event times and the event envelope.
 SERVER_FIELDS: Final = {"id", "accountId", "dateCreated", "dateLastModified", "ended"}
@@ -52,7 +51,7 @@ class BatchInvalid(Exception):
 def parse_batch(body: bytes, max_events: int) -> list[Event]:
     """Decode and validate a whole batch; raise BatchInvalid listing every problem."""
     try:
-        doc = msgspec.json.decode(body)
+        doc = json_input.decode(body, json_input.ANY)
     except msgspec.DecodeError as exc:
         raise BatchInvalid([_err("events", f"Malformed JSON: {exc}", "SerializationException")]) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
@@ -108,10 +107,10 @@ def _parse_event(raw: Any, at: str, errors: list[ResponseError]) -> Event | None
 
 def _id(raw: dict[str, Any], key: str, at: str, errors: list[ResponseError]) -> str:
     value = raw.get(key)
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
-        errors.append(_err(f"{at}.{key}", f"'{key}' is required: 1-128 characters of A-Z a-z 0-9 _ . : @ + -"))
+    if not is_id(value):
+        errors.append(_err(f"{at}.{key}", f"'{key}' is required: {ID_RULE}"))
         return ""
-    return value
+    return str(value)
 
 
 def _timestamp(value: Any, at: str, errors: list[ResponseError], *, required: bool) -> str:
@@ -122,8 +121,8 @@ def _timestamp(value: Any, at: str, errors: list[ResponseError], *, required: bo
         return ""
     try:
         return utc_timestamp(value)
-    except ValueError:
-        errors.append(_err(at, f"Not an ISO 8601 date-time with a time zone: {value[:64]!r}"))
+    except ValueError as exc:
+        errors.append(_err(at, f"Not a usable ISO 8601 date-time with a time zone ({exc}): {value[:64]!r}"))
         return ""
 
 

@@ -26,6 +26,7 @@ from app.redis_io import REDIS_DOWN, Redis, connect, wrap
 from app.services import Services
 from app.snapshots import SnapshotReads, Snapshots
 from app.web import console, errors, events, health, live, sessions, twilio
+from app.web.origins import ClientCors, OriginPolicy
 
 
 def build_services(settings: Settings, redis: Redis) -> Services:
@@ -33,7 +34,8 @@ def build_services(settings: Settings, redis: Redis) -> Services:
     store = MeasuredStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
     reads = SnapshotReads(PositionBatcher(redis), Snapshots())
-    svc = Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads)
+    svc = Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads,
+                   origins=OriginPolicy(settings))
     svc.extras["metrics"] = metrics.build_registry(svc)
     return svc
 
@@ -91,10 +93,12 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
             if owns_redis:
                 await client.aclose()
 
+    allowed = svc.origins.allowed if svc.origins is not None else frozenset()
+    cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
     app = App(
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
                 *console.routes(), *apidocs.routes(), *metrics.routes()],
-        middleware=[Middleware(AccessMiddleware)],
+        middleware=[Middleware(AccessMiddleware), *cors],
         exception_handlers={
             **errors.HANDLERS,
             HTTPException: errors.http_exception,

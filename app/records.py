@@ -21,11 +21,16 @@ class SessionRecord(msgspec.Struct, kw_only=True):
 
 def utc_timestamp(value: str) -> str:
     """ISO 8601 in, canonical `YYYY-MM-DDTHH:MM:SS.mmmZ` out (sortable as text).
-    Raises ValueError when the text is not a date-time with a time zone."""
+    Raises ValueError when the text is not a date-time with a time zone, or names
+    one whose UTC time is out of datetime's range (`0001-01-01T00:00:00+00:01`)."""
     dt = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
     if dt.tzinfo is None:
         raise ValueError("needs a time zone (e.g. Z or +00:00)")
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        utc = dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def touch(info: SessionInfo, at: str) -> SessionInfo:

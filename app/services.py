@@ -15,6 +15,7 @@ from app.store import SessionStore
 
 if TYPE_CHECKING:
     from app.live.hub import Hub
+    from app.web.origins import OriginPolicy
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
     live: Hub | None = None  # live push; started and stopped by the lifespan
     reads: SnapshotReads | None = None  # cached, position-validated GET /sessions/active
+    origins: OriginPolicy | None = None  # which pages may use cookie credentials (app.web.origins)
 
     async def authenticate(self, token: str | None) -> Principal:
         principal = await self.verifier.authenticate(token)

@@ -1,5 +1,9 @@
 """POST /events: applied once each, bad input rejected whole with nothing applied."""
 
+import json
+import socket
+from typing import BinaryIO
+
 import httpx
 import pytest
 import redis.asyncio as aioredis
@@ -7,6 +11,7 @@ import redis.asyncio as aioredis
 from app.config import Settings
 from tests.support.api import bearer, post_events, seed
 from tests.support.factories import event, token
+from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
 
@@ -60,6 +65,11 @@ BAD_BODIES = [
     (b'{"events": [{"type": "session.upsert", "eventId": "e", "accountId": "A1", "sessionId": "S1",'
      b' "occurredAt": "2024-05-01T10:00:00Z", "session": {"ended": "no", "callState": 3}}]}', "ValidationError"),
     (b'{"nope": 1}', "ValidationError"),
+    (b'{"events":' + b"[" * 1000 + b"]" * 1000 + b"}", "SerializationException"),
+    (b'{"events": [{"type": "session.end", "eventId": "e", "accountId": "A1", "sessionId": "S1\\n",'
+     b' "occurredAt": "2024-05-01T10:00:00Z"}]}', "ValidationError"),
+    (b'{"events": [{"type": "session.end", "eventId": "e", "accountId": "A1", "sessionId": "S1",'
+     b' "occurredAt": "9999-12-31T23:59:59-14:00"}]}', "ValidationError"),
 ]
 
 
@@ -103,6 +113,51 @@ async def test_wrong_or_missing_api_key_is_401(client: httpx.AsyncClient, real_r
     r = await client.post("/events", json={"events": [event("session.end", "A1", "S1")]}, headers=headers)
     assert r.status_code == 401 and r.json()["responseStatus"]["errorCode"] == "Unauthorized"
     assert await real_redis.dbsize() == 0
+
+
+async def test_the_api_key_is_not_taken_from_a_cookie(client: httpx.AsyncClient, real_redis: aioredis.Redis) -> None:
+    client.cookies.set("ss-tok", "test-events-key")
+    r = await client.post("/events", json={"events": [event("session.end", "A1", "S1")]})
+    assert r.status_code == 401
+    assert await real_redis.dbsize() == 0
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/jsonp"])
+async def test_the_body_must_be_declared_json(client: httpx.AsyncClient, real_redis: aioredis.Redis,
+                                              content_type: str | None) -> None:
+    body = json.dumps({"events": [event("session.end", "A1", "S1")]}).encode()
+    headers = {"Authorization": "Bearer test-events-key", **({"Content-Type": content_type} if content_type else {})}
+    r = await client.post("/events", content=body, headers=headers)
+    assert r.status_code == 415 and r.json()["responseStatus"]["errorCode"] == "UnsupportedMediaType"
+    assert await real_redis.dbsize() == 0
+    ok = await client.post("/events", content=body, headers={**headers, "Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_deeply_nested_json_keeps_the_connection(service: ServiceProcess) -> None:
+    """A 400, not a 500 that drops the keep-alive connection: the next request on the
+    same socket is answered."""
+    deep = b'{"events":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    good = json.dumps({"events": [event("session.end", "A1", "S1")]}).encode()
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        assert _exchange(sock, reader, deep)[0] == 400
+        status, body = _exchange(sock, reader, good)
+        assert status == 200 and json.loads(body)["applied"] == 1
+
+
+def _exchange(sock: socket.socket, reader: BinaryIO, body: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a kept-alive socket; its status and body."""
+    sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-events-key\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    status = int(reader.readline().split()[1])
+    headers = {}
+    while (line := reader.readline().strip()):
+        name, _, value = line.decode().partition(":")
+        headers[name.lower()] = value.strip()
+    assert headers.get("connection") != "close"
+    return status, reader.read(int(headers["content-length"]))
 
 
 async def test_oversize_body_is_413(client: httpx.AsyncClient, settings: Settings, real_redis: aioredis.Redis) -> None:

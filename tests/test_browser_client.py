@@ -78,6 +78,8 @@ def random_op(rng: random.Random, doc: Any) -> dict[str, Any]:
     kind = rng.choice(["add", "add", "remove", "replace", "move", "copy", "test"])
     if rng.random() < 0.1:  # something that must fail
         return {"op": kind, "path": rng.choice(["/missing/deeper", "/a/99", "nope", "/~2"]), "value": 1, "from": "/gone"}
+    if kind in ("add", "replace", "test") and rng.random() < 0.05:  # no `value`: RFC 6902 refuses it
+        return {"op": kind, "path": rng.choice(inner)}
     if kind == "add" and containers:
         at, node = rng.choice(containers)
         tail = rng.choice([str(rng.randint(0, len(node))), "-"]) if isinstance(node, list) else rng.choice(KEYS)

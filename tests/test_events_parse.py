@@ -70,3 +70,25 @@ def test_timestamp_needs_zone_and_text_limits() -> None:
         parse([event("session.end", "A", "S", at="2024-05-01T10:00:00"),
                event("session.log", "A", "S", message="x" * 5000)])
     assert fields_of(exc) == ["events[0].occurredAt", "events[1].message"]
+
+
+def test_deep_nesting_is_a_serialization_error_not_a_crash() -> None:
+    with pytest.raises(BatchInvalid) as exc:
+        parse_batch(b'{"events":' + b"[" * 1000 + b"]" * 1000 + b"}", 10)
+    assert exc.value.errors[0].error_code == "SerializationException"
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-14:00"])
+def test_times_out_of_range_in_utc_name_the_field(when: str) -> None:
+    with pytest.raises(BatchInvalid) as exc:
+        parse([event("session.end", "A", "S", at=when), {**event("session.log", "A", "S", message="m"), "date": when}])
+    assert fields_of(exc) == ["events[0].occurredAt", "events[1].date"]
+
+
+@pytest.mark.parametrize("field", ["eventId", "accountId", "sessionId"])
+@pytest.mark.parametrize("tail", ["\n", "\r\n", " "])
+def test_ids_are_matched_whole(field: str, tail: str) -> None:
+    raw = event("session.end", "A1", "S1")
+    with pytest.raises(BatchInvalid) as exc:
+        parse([{**raw, field: raw[field] + tail}])
+    assert fields_of(exc) == [f"events[0].{field}"]

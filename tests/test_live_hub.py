@@ -208,6 +208,20 @@ async def test_draining_tells_every_connection_to_reconnect(hub: Hub) -> None:
         await hub.open(MANAGER, Outbox(10), None)
 
 
+async def test_draining_does_not_wait_for_a_connection_blocked_in_a_write(hub: Hub) -> None:
+    stalled, fine = Outbox(1000), Outbox(1000)
+    stalled.stalled = True
+    hub.track(stalled)
+    hub.track(fine)
+    task = asyncio.ensure_future(hub.drain(spread_ms=500, timeout=5))
+    assert (await take(fine))["type"] == "reconnect"
+    assert stalled.closing is not None and stalled.closing.code == 3001 and stalled.aborted and len(stalled) == 0
+    assert hub.teardowns.stalled_at_drain == 1
+    hub.untrack(stalled)
+    hub.untrack(fine)
+    await asyncio.wait_for(task, 1)
+
+
 def test_publications_parse_the_commit_script_format() -> None:
     data = b'e1\n7\n{"session_id":"S1","rev":1,"before":[false,[]],"after":[true,["E1"]],"ops":[],"session":{}}'
     change = parse_publication("A", data)

@@ -5,6 +5,9 @@ and writable flag. Their semantics, and a real server using them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
 from typing import Any
 
 import pytest
@@ -82,3 +85,136 @@ async def test_a_real_socket_keeps_no_handshake_and_echoes() -> None:
     finally:
         server.should_exit = True
         await task
+
+
+# -- how connections end (the fixes over the stock class) ---------------------------------
+
+class Served:
+    """`app` on a real uvicorn server with the service's WebSocket options, in this loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info", log_config=None,
+                                lifespan="off", **websocket_options(65536))
+        self.server = uvicorn.Server(config)
+
+    async def __aenter__(self) -> "Served":
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 10)
+
+    @property
+    def connections(self) -> set[Any]:
+        return self.server.server_state.connections  # type: ignore[no-any-return]
+
+
+def upgrade(extra: str = "") -> bytes:
+    return (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode()
+
+
+async def read_all(reader: asyncio.StreamReader) -> bytes:
+    """Everything until the server closes (bounded: a hang fails the test, it does not stall it)."""
+    return await asyncio.wait_for(reader.read(), 10)
+
+
+@pytest.mark.parametrize("header", ["Cookie: ss-tok=" + "a" * 9000 + "\r\n",
+                                    "".join(f"X-H{i}: v\r\n" for i in range(130))])
+async def test_a_handshake_websockets_cannot_read_is_answered_and_closed(header: str) -> None:
+    """uvicorn's HTTP parser passes it on; websockets refuses it (8 KiB lines, 128 headers)."""
+    called: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope)
+
+    async with Served(app) as served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(upgrade(header))
+        answer = await read_all(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 ") and not called
+
+
+async def test_a_refused_handshake_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"draining"})
+
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        async with Served(app) as served:
+            reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+            writer.write(upgrade())
+            answer = await read_all(reader)
+            writer.close()
+            while served.connections:  # the ASGI task has returned and been reported
+                await asyncio.sleep(0.01)
+    assert answer.startswith(b"HTTP/1.1 503 ") and answer.endswith(b"draining")
+    assert '"WebSocket /ws" 503' in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def stalled_client_socket(port: int) -> socket.socket:
+    """A client that completes the handshake and then never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(upgrade())
+    return sock
+
+
+async def until_gone(served: Served) -> None:
+    while served.connections:
+        await asyncio.sleep(0.02)
+
+
+async def test_a_connection_the_app_gave_up_writing_to_is_aborted() -> None:
+    """The app stops after a write that cannot complete (as app.live.client does after
+    LIVE_WRITE_TIMEOUT): the socket must go, not wait for the peer to read forever."""
+    returned = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                while True:
+                    await send({"type": "websocket.send", "bytes": b"x" * 65536})
+        returned.set()
+
+    async with Served(app) as served:
+        sock = stalled_client_socket(served.port)
+        try:
+            await asyncio.wait_for(returned.wait(), 10)
+            await asyncio.wait_for(until_gone(served), 10)
+        finally:
+            sock.close()
+
+
+async def test_shutdown_does_not_wait_for_a_stalled_reader() -> None:
+    blocked = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        with contextlib.suppress(OSError):  # ClientDisconnected, once the transport is gone
+            while True:
+                blocked.set()
+                await send({"type": "websocket.send", "bytes": b"x" * 65536})
+
+    served = Served(app)
+    await served.__aenter__()
+    sock = stalled_client_socket(served.port)
+    try:
+        await asyncio.wait_for(blocked.wait(), 10)
+        [conn] = served.connections
+        while conn.writable.is_set():
+            await asyncio.sleep(0.02)
+        await served.__aexit__()  # bounded: fails (TimeoutError) if shutdown waits on the socket
+    finally:
+        sock.close()

@@ -71,6 +71,9 @@ def test_conference_event_is_typed() -> None:
     ({"SequenceNumber": "-1"}, "SequenceNumber"),
     ({"Timestamp": "yesterday"}, "Timestamp"),
     ({"CallSid": "CA123"}, "CallSid"),
+    ({"CallSid": CA + "\n"}, "CallSid"),
+    ({"CallStatus": "ringing\n"}, "CallStatus"),
+    ({"Timestamp": "Fri, 31 Dec 9999 23:59:59 -1400"}, "Timestamp"),
     ({"AccountSid": "AC" + "g" * 32}, "AccountSid"),
     ({"ParentCallSid": "not-a-sid"}, "ParentCallSid"),
     ({"Direction": "Inbound; DROP"}, "Direction"),
@@ -85,6 +88,9 @@ def test_malformed_status_callback(changes: dict[str, Any], field: str) -> None:
 
 @pytest.mark.parametrize(("query", "field"), [
     ([("sessionId", "S 1")], "sessionId"),
+    ([("sessionId", "S1\n")], "sessionId"),
+    ([("accountId", "A1\n")], "accountId"),
+    ([("endpointId", "E1\n")], "endpointId"),
     ([("accountId", "x" * 129)], "accountId"),
     ([("role", "Supervisor")], "role"),
     ([("displayName", "x" * 257)], "displayName"),

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.events import ID_PATTERN, MAX_TEXT
+from app.events import MAX_TEXT
+from app.ids import ID_RULE, SCHEMA_PATTERN
 from app.models import SessionInfo, SessionMemberInfo
 
-Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN.pattern, description="1-128 of A-Z a-z 0-9 _ . : @ + -")]
+Id = Annotated[str, msgspec.Meta(pattern=SCHEMA_PATTERN, description=ID_RULE)]
 Timestamp = Annotated[str, msgspec.Meta(description="ISO 8601 with a time zone, e.g. 2024-05-01T10:00:00Z")]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 

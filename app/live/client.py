@@ -79,7 +79,7 @@ class Limits:
 
 class Connection:
     __slots__ = (
-        "_clock", "_closing", "_due", "_hub", "_limits", "_reader", "_reading", "_stopping", "_timer",
+        "_clock", "_closing", "_due", "_hub", "_limits", "_reader", "_reading", "_stalled_at", "_stopping", "_timer",
         "_timer_at", "_transport", "_verify", "_writer", "ended_with", "outbox", "principal", "state", "sub",
     )
 
@@ -100,6 +100,7 @@ class Connection:
         self._due = False  # asked the pump to flush
         self._writer: asyncio.Task[None] | None = None  # a blocked write (or the close) in progress
         self._closing = False  # a close was started: write nothing more
+        self._stalled_at = 0.0  # when the blocked write (outbox.stalled) began
         self._reader: asyncio.Task[Any] | None = None
         self._reading = False
         self._stopping = False  # the reader was cancelled by us, to end the connection
@@ -207,6 +208,10 @@ class Connection:
     def _on_ready(self) -> None:
         """The outbox got its first message, or was finished."""
         if self._closing:
+            writer = self._writer
+            if self.outbox.aborted and self.outbox.stalled and writer is not None and writer is not asyncio.current_task():
+                writer.cancel()  # abandoned (a drain): stop waiting for the socket to take the close
+                self._stop_reader()
             return
         writer = self._writer
         if self.outbox.aborted and writer is not None and writer is not asyncio.current_task():
@@ -230,6 +235,7 @@ class Connection:
                 self._peer_gone()
                 return
             if not done:
+                outbox.stalled, self._stalled_at = True, self._clock()
                 self._writer = asyncio.create_task(self._finish_write(coro, waiting))
                 return
         if outbox.closing is not None:
@@ -241,10 +247,13 @@ class Connection:
             async with asyncio.timeout(self._limits.write_timeout):
                 await resume(coro, waiting)
         except TimeoutError:
+            self._hub.teardowns.write_timeouts += 1
             self.outbox.finish(Close.of(CloseCode.SLOW, "write timeout"), flush=False)
         except PeerGone:
             self._peer_gone()
             return
+        else:
+            self.outbox.stalled = False
         self._writer = None
         self.flush()  # more queued meanwhile, or the close: back to writing from the pump
 
@@ -255,11 +264,38 @@ class Connection:
     async def _send_close(self, close: Close) -> None:
         self._closing = True
         self.ended_with = close
+        budget = self._close_budget()
+        if budget <= 0:
+            self._try_close(close)
+            return
         try:
-            async with asyncio.timeout(self._limits.write_timeout):
+            async with asyncio.timeout(budget):
                 await self._transport.close(close)
         except (TimeoutError, PeerGone, OSError, RuntimeError) as exc:
             log.debug("close %s not delivered: %s", close.code, exc)
+
+    def _close_budget(self) -> float:
+        """How long the close frame may wait for the socket to take it: LIVE_WRITE_TIMEOUT,
+        less what a blocked write already waited; nothing for a blocked socket while draining."""
+        if not self.outbox.stalled:
+            return self._limits.write_timeout
+        if self._hub.draining:
+            return 0.0
+        return self._limits.write_timeout - (self._clock() - self._stalled_at)
+
+    def _try_close(self, close: Close) -> None:
+        """The close frame, only if the socket takes it now. A socket whose reader stopped
+        reading does not: waiting for it would hold the connection, so give up; the server's
+        protocol then aborts the transport (app.live.uvicorn_ws) instead of flushing forever."""
+        coro = self._transport.close(close)
+        try:
+            done, _ = start(coro)
+        except (PeerGone, OSError, RuntimeError) as exc:
+            log.debug("close %s not delivered: %s", close.code, exc)
+            return
+        if not done:
+            coro.close()
+            log.debug("close %s not delivered: the socket takes no more", close.code)
 
     def _peer_gone(self) -> None:
         self._closing = True  # nothing more can be written: end (the reader may not notice alone)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import dataclass
 
 from app.changes import Change
 from app.config import Settings
@@ -31,6 +32,14 @@ class Draining(Exception):
     """The process is shutting down and takes no new subscribers."""
 
 
+@dataclass(slots=True)
+class Teardowns:
+    """Connections the server ended because their reader stopped reading."""
+
+    write_timeouts: int = 0  # a write blocked past LIVE_WRITE_TIMEOUT (closed 3008)
+    stalled_at_drain: int = 0  # blocked in a write when a drain began (closed at once)
+
+
 class Hub:
     def __init__(self, source: ChangeSource, broker: Broker, *, max_changes: int, replay_budget: int,
                  check_interval: float) -> None:
@@ -46,6 +55,7 @@ class Hub:
         self._idle.set()
         self._checker: asyncio.Task[None] | None = None
         self.stats = Stats()
+        self.teardowns = Teardowns()
         self.pump = Pump()  # writes every connection's queued messages (app.live.pump)
         self.draining = False
         self.running = False
@@ -82,10 +92,15 @@ class Hub:
 
     async def drain(self, spread_ms: int, timeout: float) -> None:
         """Stop taking subscribers; tell every connection to reconnect elsewhere
-        after its own random delay (so they do not all return at once); close."""
+        after its own random delay (so they do not all return at once); close.
+        A connection blocked in a write cannot take the hint: it is closed at once."""
         self.draining = True
         TALLY.drains += 1
         for outbox in list(self._connections):
+            if outbox.stalled:
+                self.teardowns.stalled_at_drain += 1
+                outbox.abandon(Close.of(CloseCode.SHUTDOWN))
+                continue
             outbox.offer(protocol.reconnect(random.randint(0, max(0, spread_ms))))
             outbox.finish(Close.of(CloseCode.SHUTDOWN), flush=True)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -22,7 +22,7 @@ from app.observability.tally import TALLY
 
 
 class Outbox:
-    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "max_bytes")
+    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "max_bytes", "stalled")
 
     def __init__(self, max_bytes: int, on_ready: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
@@ -34,6 +34,9 @@ class Outbox:
         self._wake: asyncio.Event | None = None
         self.closing: Close | None = None
         self.aborted = False  # finished without flushing
+        # A write to this connection's socket is blocked (its reader stopped reading): set and
+        # cleared by the writer; a drain does not wait on such a connection.
+        self.stalled = False
 
     def __len__(self) -> int:
         return len(self._items) if self._items is not None else 0
@@ -69,6 +72,16 @@ class Outbox:
             self._items = None
             self._bytes = 0
             self.aborted = True
+        self._ready()
+
+    def abandon(self, close: Close) -> None:
+        """`finish(close, flush=False)`, also when already finishing: drop what is queued
+        and tell the writer to stop waiting on the socket (a drain, for a stalled one)."""
+        if self.closing is None:
+            self.closing = close
+        self._items = None
+        self._bytes = 0
+        self.aborted = True
         self._ready()
 
     def pop(self) -> Message | None:

@@ -13,6 +13,8 @@ from typing import Any, Final
 
 import msgspec
 
+from app import json_input
+
 # -- positions ------------------------------------------------------------------
 
 
@@ -266,11 +268,14 @@ class ProtocolError(ValueError):
 
 
 def parse_inbound(data: str | bytes, max_bytes: int) -> Inbound:
-    size = len(data.encode() if isinstance(data, str) else data)
+    """A client message: a text frame (bytes are a binary frame, which the protocol does not use)."""
+    if not isinstance(data, str):
+        raise ProtocolError(Close.of(CloseCode.BAD_REQUEST, "binary frame; messages are text frames"))
+    size = len(data.encode())
     if size > max_bytes:
         raise ProtocolError(Close.of(CloseCode.TOO_BIG, f"{size} > {max_bytes} bytes"))
     try:
-        message: Inbound = _inbound.decode(data)
+        message: Inbound = json_input.decode(data, _inbound)
         return message
     except msgspec.DecodeError as exc:
         raise ProtocolError(Close.of(CloseCode.BAD_REQUEST, str(exc))) from None

@@ -1,4 +1,5 @@
-"""uvicorn's `websockets-sansio` protocol, minus what it keeps per socket and never needs.
+"""uvicorn's `websockets-sansio` protocol, minus what it keeps per socket and never needs,
+plus three fixes of how it ends a connection.
 
 On an idle live socket uvicorn's protocol holds about 21 KiB. Two parts of it are
 spent on nothing once the socket is open, and this subclass removes them; the
@@ -13,6 +14,19 @@ protocol's behaviour (framing, limits, close handshake, back-pressure) is uvicor
   replaced by `Inbox` and `Flag`, which do what uvicorn asks of them (put,
   get, empty; set, clear, wait) with a waiter made only while someone waits.
 
+The fixes (each absent from the stock class, which `UVICORN_WS=websockets-sansio` shows):
+
+- a handshake websockets cannot parse (a header line over 8 KiB, more than 128 headers:
+  uvicorn's HTTP parser let it through) is answered (431, else 400) and closed. The stock
+  class feeds the bytes to websockets, which refuses them and queues its answer, but never
+  writes that answer out: the socket hangs until the client gives up;
+- a connection whose writes are paused (a reader that stopped reading) when the app has
+  returned, when the close handshake times out, or when the server shuts down, is aborted:
+  `transport.close()` would first wait for the peer to read what is buffered, i.e. forever;
+- a handshake refused with an HTTP response (the denial extension) counts as complete, so
+  uvicorn does not log "ASGI callable returned without completing handshake" for it (as its
+  wsproto class already does; uvicorn PR #3138).
+
 Selected by `app.__main__.websocket_options` (and `--ws` in the Procfile);
 `UVICORN_WS=websockets-sansio` runs the stock class, for comparisons."""
 
@@ -21,6 +35,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from typing import Any
+
+from http import HTTPStatus
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
@@ -115,3 +131,47 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         # Called once, right after the 101 response was written: it is not needed again.
         self.response: Any = None
         super().start_keepalive()
+
+    # -- ending connections (see the module docstring) ---------------------------------
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self._refuse_unreadable_handshake()
+
+    def _refuse_unreadable_handshake(self) -> None:
+        answer = b"".join(self.conn.data_to_send())  # websockets' 431 (or 414), if it made one
+        if not answer:
+            answer = self.conn.reject(HTTPStatus.BAD_REQUEST, "Failed to open a WebSocket connection.\n").serialize()
+        self.logger.info('%s - "WebSocket" refused: %s', _peer(self.client), self.conn.handshake_exc)
+        self.handshake_initiated = self.handshake_complete = self.close_sent = True
+        self.transport.write(answer)
+        self.transport.close()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        kind = message["type"]
+        if kind == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True  # the denial is on the wire
+        elif kind == "websocket.close" and self.close_timer is not None:
+            # No close reply in time: abort, as a flushing close could wait forever.
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self._abort_if_open)
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        if not self.writable.is_set():
+            self._abort_if_open()  # the app gave up on a write that cannot complete
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if not self.writable.is_set():
+            self._abort_if_open()
+
+    def _abort_if_open(self) -> None:
+        self.close_timer = None
+        if not self.disconnected:
+            self.transport.abort()
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return "%s:%d" % client if client else "-"

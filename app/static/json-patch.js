@@ -92,13 +92,19 @@ export function deepEqual(a, b) {
   return ka.every((k) => hasOwn(b, k) && deepEqual(a[k], b[k]));
 }
 
+// RFC 6902 4.1, 4.3, 4.6: add, replace and test must have a `value` member (`null` is a value).
+function valueOf(op) {
+  if (!isContainer(op) || !hasOwn(op, 'value')) throw new PatchError(`${op.op} without a value at ${op.path}`);
+  return op.value;
+}
+
 /** One operation applied to `doc`; returns the new document. Throws PatchError. */
 export function applyOperation(doc, op) {
   const tokens = parsePointer(op.path);
   switch (op.op) {
-    case 'add': return add(doc, tokens, op.value);
+    case 'add': return add(doc, tokens, valueOf(op));
     case 'remove': return remove(doc, tokens);
-    case 'replace': return replace(doc, tokens, op.value);
+    case 'replace': return replace(doc, tokens, valueOf(op));
     case 'copy': return add(doc, tokens, lookup(doc, parsePointer(op.from)));
     case 'move': {
       const from = parsePointer(op.from);
@@ -108,7 +114,7 @@ export function applyOperation(doc, op) {
       return add(remove(doc, from), tokens, value);
     }
     case 'test':
-      if (!deepEqual(lookup(doc, tokens), op.value)) throw new PatchError(`test failed at ${op.path}`);
+      if (!deepEqual(lookup(doc, tokens), valueOf(op))) throw new PatchError(`test failed at ${op.path}`);
       return doc;
     default: throw new PatchError(`unknown op ${op.op}`);
   }

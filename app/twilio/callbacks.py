@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import msgspec
 
+from app.ids import ID_RULE, is_id
 from app.models import ResponseError
 from app.twilio.signature import Params
 
@@ -33,10 +34,9 @@ CALL_STATUSES: Final = (
 TERMINAL: Final = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
 ROLES: Final = ("Caller", "Agent", "Transfer")
 
-_SID = {prefix: re.compile(rf"^{prefix}[0-9a-fA-F]{{32}}$") for prefix in ("CA", "CF", "AC")}
-# Context ids become parts of Redis keys: the events API's safe alphabet.
-_ID = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
-_TOKEN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")  # event names, directions, statuses, reasons
+# Checked with fullmatch: `$` would also accept a trailing newline.
+_SID = {prefix: re.compile(rf"{prefix}[0-9a-fA-F]{{32}}") for prefix in ("CA", "CF", "AC")}
+_TOKEN = re.compile(r"[a-z][a-z0-9_\-]{0,63}")  # event names, directions, statuses, reasons
 _MAX_DISPLAY = 256
 
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
@@ -209,7 +209,11 @@ def rfc2822_to_iso_general(value: str) -> str:
         raise ValueError(f"not an RFC 2822 date: {value[:64]!r}") from None
     if dt.tzinfo is None:
         raise ValueError(f"no time zone in {value[:64]!r}")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        utc = dt.astimezone(UTC)
+    except OverflowError:  # a representable local time whose UTC is not (year 1 or 9999)
+        raise ValueError(f"out of range in UTC: {value[:64]!r}") from None
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse(kind: str, query: str, form: Params) -> Callback:
@@ -276,8 +280,8 @@ def _context(query: Params, errors: list[ResponseError]) -> Context:
     })
     for attr, wire in (("account_id", "accountId"), ("session_id", "sessionId"), ("endpoint_id", "endpointId")):
         value = getattr(ctx, attr)
-        if value is not None and not _ID.match(value):
-            errors.append(_err(wire, "1-128 characters of A-Z a-z 0-9 _ . : @ + -"))
+        if value is not None and not is_id(value):  # context ids become parts of Redis keys
+            errors.append(_err(wire, ID_RULE))
     if ctx.role is not None and ctx.role not in ROLES:
         errors.append(_err("role", f"Unknown role {ctx.role[:32]!r}; expected one of {', '.join(ROLES)}"))
     if ctx.display_name is not None and len(ctx.display_name) > _MAX_DISPLAY:
@@ -286,12 +290,12 @@ def _context(query: Params, errors: list[ResponseError]) -> Context:
 
 
 def _sid(value: str, field: str, prefix: str, errors: list[ResponseError]) -> None:
-    if not _SID[prefix].match(value):
+    if not _SID[prefix].fullmatch(value):
         errors.append(_err(field, f"Not a Twilio SID ({prefix} + 32 hex digits)"))
 
 
 def _token(value: str | None, field: str, errors: list[ResponseError]) -> None:
-    if value is not None and not _TOKEN.match(value):
+    if value is not None and not _TOKEN.fullmatch(value):
         errors.append(_err(field, "Lower-case letters, digits, '-' and '_' only"))
 
 

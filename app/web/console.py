@@ -13,6 +13,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app import json_input
 from app.auth import mint_token
 from app.config import Settings
 from app.services import services
@@ -36,6 +37,9 @@ class DevTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     role: str = "agent"  # "agent" or "manager"
 
 
+_dev_token_request = msgspec.json.Decoder(DevTokenRequest)
+
+
 def dev_tokens_enabled(settings: Settings) -> bool:
     return settings.env == "development" and settings.jwt_algorithm == "HS256"
 
@@ -57,7 +61,7 @@ async def dev_token(request: Request) -> JSONResponse:
         raise ApiError(404, "NotFound", "Not found")
     body = await read_body(request, 1024)
     try:
-        wanted = msgspec.json.decode(body or b"{}", type=DevTokenRequest)
+        wanted = json_input.decode(body or b"{}", _dev_token_request)
     except msgspec.DecodeError as exc:
         raise ApiError(400, "ValidationError", f"Invalid request: {exc}") from None
     if wanted.role not in ("agent", "manager"):

@@ -16,7 +16,7 @@ from app.records import SessionRecord
 from app.services import services
 from app.store import OwnershipConflict, Transition
 from app.web.errors import ApiError
-from app.web.requests import bearer_token, read_body
+from app.web.requests import bearer_from_header, read_body, require_json
 
 _json = msgspec.json.Encoder()
 
@@ -31,9 +31,11 @@ def event_transition(event: Event) -> Transition:
 
 async def post_events(request: Request) -> Response:
     svc = services(request)
-    if not api_key_matches(bearer_token(request), svc.settings.events_api_key):
+    # The key is a server's credential: from the Authorization header only, never a cookie.
+    if not api_key_matches(bearer_from_header(request.headers.get("authorization")), svc.settings.events_api_key):
         raise ApiError(401, "Unauthorized", "A valid events API key is required",
                        headers={"WWW-Authenticate": 'Bearer realm="/events"'})
+    require_json(request)
     body = await read_body(request, svc.settings.max_body_bytes)
     try:
         events = parse_batch(body, svc.settings.max_events_per_batch)

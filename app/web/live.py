@@ -33,7 +33,7 @@ from app.live.views import Viewer
 from app.services import Services, services
 from app.web import errors
 from app.web.errors import ApiError
-from app.web.requests import bearer_token
+from app.web.requests import bearer_credential
 
 _json = msgspec.json.Encoder()
 _POLL_KINDS = frozenset({"snapshot", "patch"})
@@ -125,6 +125,7 @@ async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
         hub = _hub(svc)
         if hub is None:
             raise _unavailable()
+        token, since = _credentials(scope, svc)
         transport = WebSocketTransport(receive, send)
         connection = Connection(hub, svc.authenticate, limits(svc.settings, two_way=True), transport)
     except Exception as exc:  # noqa: BLE001 - refused as the app's handlers refuse HTTP
@@ -132,7 +133,7 @@ async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
         return
     await send(_ACCEPT)
     # Credentials are read here and passed on, not kept: run() drops them once used.
-    await connection.run(*_credentials(scope))
+    await connection.run(token, since)
 
 
 class _Handshake(HTTPConnection):
@@ -142,10 +143,18 @@ class _Handshake(HTTPConnection):
     method = "GET"
 
 
-def _credentials(scope: Scope) -> tuple[str | None, str | None]:
+def _credentials(scope: Scope, svc: Services) -> tuple[str | None, str | None]:
     """The token (header, else cookie) and `since` of a handshake."""
     conn = _Handshake(scope)
-    return bearer_token(cast(Request, conn)), conn.query_params.get("since")
+    return _token(cast(Request, conn), svc), conn.query_params.get("since")
+
+
+def _token(request: Request, svc: Services) -> str | None:
+    """The bearer token; a cookie sent by another site's page is refused (403, app.web.origins)."""
+    token, from_cookie = bearer_credential(request)
+    if svc.origins is not None:
+        svc.origins.check_cookie_credential(request.scope, from_cookie)
+    return token
 
 
 async def deny_handshake(scope: Scope, send: Send, exc: Exception) -> None:
@@ -208,7 +217,7 @@ async def live_events(request: Request) -> Response:
     if "text/event-stream" not in request.headers.get("accept", ""):
         raise ApiError(406, "NotAcceptable", "Use a WebSocket upgrade, or Accept: text/event-stream")
     svc = services(request)
-    token = bearer_token(request)
+    token = _token(request, svc)
     require_role(await svc.authenticate(token), USER)  # refuse with a plain 401/403 before streaming
     since = request.headers.get("last-event-id") or request.query_params.get("since")
     _position(since)
@@ -224,7 +233,7 @@ async def live_events(request: Request) -> Response:
 async def changes(request: Request) -> Response:
     """Patches since `since`, or a reset snapshot, or nothing after `wait` seconds."""
     svc = services(request)
-    principal = require_role(await svc.authenticate(bearer_token(request)), USER)
+    principal = require_role(await svc.authenticate(_token(request, svc)), USER)
     since = _position(request.query_params.get("since"))
     wait = _wait(request.query_params.get("wait"), svc.settings.live_poll_max_wait)
     hub = _hub(svc)

@@ -17,7 +17,24 @@ def bearer_from_header(authorization: str | None) -> str | None:
 
 def bearer_token(request: Request) -> str | None:
     """`Authorization: Bearer <token>`, else the `ss-tok` cookie (ServiceStack's order)."""
-    return bearer_from_header(request.headers.get("authorization")) or request.cookies.get("ss-tok") or None
+    return bearer_credential(request)[0]
+
+
+def bearer_credential(request: Request) -> tuple[str | None, bool]:
+    """`bearer_token`, and whether it came from the cookie (which any page can make a browser send)."""
+    header = bearer_from_header(request.headers.get("authorization"))
+    if header is not None:
+        return header, False
+    cookie = request.cookies.get("ss-tok") or None
+    return cookie, cookie is not None
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (`application/json`, parameters allowed): a
+    form or `text/plain` post is what a cross-site page can send without a preflight."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "UnsupportedMediaType", "Content-Type must be application/json")
 
 
 def too_large(limit: int) -> ApiError:
