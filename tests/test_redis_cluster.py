@@ -112,3 +112,28 @@ async def test_every_command_of_every_flow_goes_to_the_node_that_owns_its_key(
         assert len(impl.masters()) == 3 and sum(w.batches for w in impl.writers) > 100
     finally:
         await redis.aclose()
+
+
+async def test_many_accounts_on_each_node_all_get_their_changes(
+        cluster: RedisClusterServers, settings: Settings) -> None:
+    """Regression: one SSUBSCRIBE named channels of several slots (CROSSSLOT) once
+    a node served more than one subscribed account, and the broker looped."""
+    from tests.support.live import LiveClient, post_events
+
+    proc = ServiceProcess(cluster.url)
+    accounts = [f"N{n}" for n in range(24)]  # several per master
+    clients = []
+    try:
+        for account in accounts:
+            c = await LiveClient.connect(proc.url, token(settings, account=account, roles=("User", "Manager")))
+            await c.next("snapshot")
+            clients.append(c)
+        cursors = await post_events(proc.url, *(
+            event("session.upsert", a, f"{a}-S", session={"endpointId": "E1"}) for a in accounts))
+        for c, cursor in zip(clients, cursors):
+            assert (await c.next("patch", timeout=10))["cursor"] == cursor
+        assert "hash to the same slot" not in proc.output()
+    finally:
+        for c in clients:
+            await c.close()
+        proc.stop()

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.crc import key_slot
 
 from app import keys
 from app.changes import Change, entry_decoder
@@ -49,6 +50,13 @@ def parse_publication(account_id: str, data: bytes) -> Change:
         raise BadPublication(str(exc)) from None
 
 
+def _by_slot(channels: list[bytes]) -> list[list[bytes]]:
+    groups: dict[int, list[bytes]] = {}
+    for channel in channels:
+        groups.setdefault(key_slot(channel), []).append(channel)
+    return list(groups.values())
+
+
 class _Link:
     """One pub/sub connection to one node, and the channels subscribed on it."""
 
@@ -70,10 +78,18 @@ class _Link:
             for c in add:
                 self.pending[c] = self.pending.get(c, 0) + 1
             self.sent.update(add)
-            await (self.pubsub.ssubscribe(*add) if self.sharded else self.pubsub.subscribe(*add))
+            if self.sharded:  # one SSUBSCRIBE per slot: the channels of one command must share a slot
+                for group in _by_slot(add):
+                    await self.pubsub.ssubscribe(*group)
+            else:
+                await self.pubsub.subscribe(*add)
         if drop:
             self.sent.difference_update(drop)
-            await (self.pubsub.sunsubscribe(*drop) if self.sharded else self.pubsub.unsubscribe(*drop))
+            if self.sharded:
+                for group in _by_slot(drop):
+                    await self.pubsub.sunsubscribe(*group)
+            else:
+                await self.pubsub.unsubscribe(*drop)
         if self._task is None and self.sent:
             self._task = asyncio.create_task(self._read(), name=f"live-broker-{self.address}")
 
