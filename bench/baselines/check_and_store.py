@@ -1,12 +1,12 @@
 """The ceiling for ingest ("check and store"): a bare Starlette route that verifies the same
 Twilio signature with the service's own code (its form parser and checker: PUBLIC_URL + raw
-path + query, with and without port, constant time) and does one Redis SET."""
+path + query, with and without port, constant time) and does one Redis SET (on a cluster, sent
+to the master of its key's slot by redis-py's RedisCluster)."""
 
 from __future__ import annotations
 
 import os
 
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,10 +14,11 @@ from starlette.routing import Route
 
 from app.twilio.callbacks import form_pairs
 from app.twilio.signature import is_valid
+from bench.baselines.redis_client import async_client
 
 
 def app() -> Starlette:
-    redis = aioredis.from_url(os.environ["REDIS_URL"])
+    redis = async_client(os.environ["REDIS_URL"])  # one node, or RedisCluster
     tokens = [os.environ["TWILIO_AUTH_TOKEN"]]
     public = os.environ["PUBLIC_URL"].rstrip("/")
 

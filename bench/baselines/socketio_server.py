@@ -5,14 +5,14 @@ as the service's live push, the way its documentation suggests.
   their endpoint's room; on connect the room's state (JSON per session, in Redis) is emitted.
 - `POST /events` takes the service's events body; each event is a read-modify-write of the
   session's JSON in Redis, then the whole session is emitted to the rooms that see it. Emits
-  reach every process through Redis pub/sub (one global channel, as AsyncRedisManager does)."""
+  reach every process through Redis pub/sub (one global channel, as AsyncRedisManager does).
+- On a Redis Cluster: the same, through redis-py's RedisCluster (see `_sessions`)."""
 
 from __future__ import annotations
 
 import json
 import os
 
-import redis.asyncio as aioredis
 import socketio
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,16 +21,20 @@ from starlette.routing import Route
 
 from app.auth import AuthError, TokenVerifier
 from app.config import load_settings
+from bench.baselines.redis_client import async_client
 
 EVENTS_KEY = "Bearer test-events-key"
 
 
+# Keys carry the account as a hash tag, so one event's MULTI (its session and its rooms' states)
+# stays in one slot on a Redis Cluster; on one node the tag changes nothing.
 def _sessions(account: str) -> str:
-    return f"sio:{account}:sessions"
+    return f"sio:{{{account}}}:sessions"
 
 
 def _room_state(room: str) -> str:
-    return f"sio:{room}:state"
+    account, rest = room.split(":", 1)
+    return f"sio:{{{account}}}:{rest}:state"
 
 
 def _text(value: bytes | str) -> str:
@@ -44,8 +48,10 @@ def app() -> socketio.ASGIApp:
     mgr = socketio.AsyncRedisManager(url, channel="bench-socketio")
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=mgr, cors_allowed_origins="*")
     # Its own reads and writes queue for a pooled connection instead of failing under a burst
-    # (redis-py's default pool raises "Too many connections" past 100).
-    r = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=100, timeout=30))
+    # (redis-py's default pool raises "Too many connections" past 100). On a Redis Cluster:
+    # redis-py's RedisCluster for them; AsyncRedisManager keeps classic pub/sub on the node
+    # REDIS_URL names (a cluster forwards PUBLISH to every node), as it would be deployed.
+    r = async_client(url, max_connections=100)
 
     @sio.event
     async def connect(sid: str, environ: dict, auth: dict | None) -> None:  # type: ignore[type-arg]
