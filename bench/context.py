@@ -1,4 +1,5 @@
-"""What every scenario gets: the sizes, the shared Redis, the service processes, and a log.
+"""What every scenario gets: the sizes, the shared Redis (one node or a cluster: `redis.kind`),
+the service processes, and a log.
 
 `services` holds max(2, procs) processes: the HTTP scenarios use the first `procs`; the live
 scenarios keep their sockets on the first and post events to the others, so the process that
@@ -10,16 +11,25 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from bench.procs import ServiceProcess
+from bench.procs import RedisOps, RedisTopology, ServiceProcess
 from bench.sizes import Sizes
 
 
 @dataclass
 class Context:
     sizes: Sizes
-    redis_url: str
+    redis: RedisTopology
     services: list[ServiceProcess]
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def redis_url(self) -> str:
+        """What the service and the baselines are given (on a cluster, one node's URL)."""
+        return self.redis.url
+
+    def redis_ops(self) -> RedisOps:
+        """Commands counter over every master."""
+        return self.redis.ops()
 
     @property
     def http_services(self) -> list[ServiceProcess]:
@@ -30,4 +40,4 @@ class Context:
         return [s.port for s in self.http_services]
 
     def log(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)
+        print(f"[{time.monotonic() - self.started:7.1f}s] [{self.redis.kind}] {message}", file=sys.stderr, flush=True)

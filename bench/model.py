@@ -49,6 +49,7 @@ class ScenarioResult:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    redis: str = "single"  # the Redis topology it ran on: "single" or "cluster"
 
     def metric(self, name: str, unit: str, ours: float, baseline: float, baseline_name: str,
                better: str = "higher") -> Metric:
@@ -58,7 +59,7 @@ class ScenarioResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "title": self.title, "measures": self.measures,
+            "key": self.key, "redis": self.redis, "title": self.title, "measures": self.measures,
             "metrics": [m.as_dict() for m in self.metrics], "latency_ms": self.latency,
             "chart_unit": self.chart_unit, "targets": [t.as_dict() for t in self.targets],
             "notes": self.notes, "raw": self.raw,

@@ -1,5 +1,8 @@
-"""The processes a run measures: redis-server, the service, the baselines; and what the OS
-says they cost (CPU seconds, RSS). Starting them reuses the test suite's own helpers."""
+"""The processes a run measures: Redis (one redis-server, or a 3-master Redis Cluster), the
+service, the baselines; and what the OS says they cost (CPU seconds, RSS) and what Redis did
+for them (commands, summed over every master). Starting them reuses the test suite's own helpers
+(tests/support/processes.py: issue 11 may move them; bench needs RedisServer,
+RedisClusterServers and ServiceProcess)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import redis
 
 from tests.support.processes import (
     ROOT,
+    RedisClusterServers,
     RedisServer,
     ServiceProcess,
 )
@@ -22,13 +26,18 @@ __all__ = [
     "BaselineProcess",
     "RedisOps",
     "RedisServer",
+    "RedisTopology",
     "ServiceProcess",
     "cpu_seconds",
     "machine_busy",
     "rss_bytes",
     "service_env",
+    "start_redis",
     "start_services",
 ]
+
+REDIS_KINDS = ("single", "cluster")
+CLUSTER_MASTERS = 3
 
 TWILIO_TOKEN = "bench-twilio-auth-token-0123456789ab"
 # What the service is told Twilio called; signatures are computed over this URL.
@@ -89,20 +98,79 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+class RedisTopology:
+    """The Redis a run measures against: `kind` "single" (one redis-server) or "cluster" (a real
+    Redis Cluster of `CLUSTER_MASTERS` masters, no replicas, on loopback). `url` is what the
+    service and the baselines are given (on a cluster, one node's URL: the service discovers
+    the rest by itself)."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in REDIS_KINDS:
+            raise ValueError(f"unknown Redis topology {kind!r}; choose from {', '.join(REDIS_KINDS)}")
+        self.kind = kind
+        self._server: RedisServer | RedisClusterServers = (
+            RedisClusterServers(masters=CLUSTER_MASTERS, replicas=0) if kind == "cluster" else RedisServer())
+        self.url: str = self._server.url
+        if isinstance(self._server, RedisClusterServers):
+            self.master_urls = [f"redis://127.0.0.1:{n.port}/0" for n in self._server.masters()]
+        else:
+            self.master_urls = [self.url]
+
+    @property
+    def label(self) -> str:
+        return f"Redis Cluster, {len(self.master_urls)} masters" if self.kind == "cluster" else "one Redis node"
+
+    def flush(self) -> None:
+        """FLUSHALL on every master (the only node, or each master of the cluster)."""
+        for url in self.master_urls:
+            client = redis.Redis.from_url(url)
+            try:
+                client.flushall()
+            finally:
+                client.close()
+
+    def ops(self) -> RedisOps:
+        return RedisOps(self.master_urls)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def start_redis(kind: str) -> RedisTopology:
+    return RedisTopology(kind)
+
+
+# Not the clients' work: our own INFO reads (and the commit script's INFO replication call), and
+# the slot-map reads of cluster clients (CLUSTER SLOTS/SHARDS/NODES, the service's and redis-py's;
+# Redis 7 names them `cmdstat_cluster|slots` and so on: every subcommand is left out).
+NOT_COUNTED = frozenset({"info", "cluster"})
+
+
+def counted(command: str) -> bool:
+    """Whether a commandstats name (`get`, `cluster|slots`) is the clients' work."""
+    return command.split("|", 1)[0] not in NOT_COUNTED
+
+
 class RedisOps:
     """Commands Redis executed (every command, including those a Lua script runs), from
-    INFO commandstats, so a scenario can report the Redis work it caused."""
+    INFO commandstats, so a scenario can report the Redis work it caused; summed over every
+    URL given (each master of a cluster), without INFO and CLUSTER (see NOT_COUNTED)."""
 
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url)
+    def __init__(self, urls: str | list[str]) -> None:
+        self._clients = [redis.Redis.from_url(u) for u in ([urls] if isinstance(urls, str) else urls)]
 
     def total(self) -> int:
-        info = self._client.info("commandstats")
-        return sum(int(v["calls"]) for k, v in info.items() if k != "cmdstat_info")
+        return sum(n for k, n in self.by_command().items() if counted(k))
 
     def by_command(self) -> dict[str, int]:
-        info = self._client.info("commandstats")
-        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+        """Calls per command (every command, NOT_COUNTED ones too), summed over the nodes."""
+        out: dict[str, int] = {}
+        for client in self._clients:
+            for k, v in client.info("commandstats").items():
+                name = k.removeprefix("cmdstat_")
+                out[name] = out.get(name, 0) + int(v["calls"])
+        return out
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients:
+            client.close()

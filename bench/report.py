@@ -12,7 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.model import ScenarioResult
+from bench.model import Metric, ScenarioResult
+from bench.stats import ratio
 
 PACKAGES = ("starlette", "uvicorn", "uvloop", "httptools", "websockets", "redis", "hiredis", "msgspec",
             "PyJWT", "python-socketio", "python-engineio", "aiohttp", "matplotlib")
@@ -89,21 +90,29 @@ def markdown(doc: dict[str, Any], results: list[ScenarioResult], chart: str | No
         "in the same run; *ratio* is ours ÷ baseline (for rates higher is better, for times and "
         "costs lower is better)."), "",
     ]
+    if any(r.redis == "cluster" for r in results):
+        lines += [
+            ("Redis: the scenarios titled *one Redis node and a Redis Cluster* ran twice in this run, first on one node, then "
+             "on a real 3-master Redis Cluster (no replicas, on loopback) with fresh service processes and "
+             "baselines given one node's URL (the service discovers the cluster; the baselines use "
+             "redis-py's `RedisCluster`). Tables put both side by side; *cluster ÷ one node* compares our "
+             "figure on each. Redis commands are summed over every master, without INFO and CLUSTER "
+             "(slot-map reads). Where a name differs between the two (an offered rate derived from "
+             "that pass's own maximum), it reads *one node / cluster*."), ""]
     targets: list[tuple[str, str, str]] = []
-    for r in results:
-        lines += [f"## {r.title}", "", r.measures, "",
-                  "| metric | ours | baseline | ratio | baseline is |", "| --- | ---: | ---: | ---: | --- |"]
-        for x in r.metrics:
-            how = ", ".join(p for p in (x.unit, "↑ better" if x.better == "higher" else "↓ better") if p)
-            lines.append(f"| {x.name} ({how}) | {_fmt(x.ours)} | {_fmt(x.baseline)} | {_ratio(x.ratio)} "
-                         f"| {x.baseline_name} |")
-        lines.append("")
-        for note in r.notes:
-            lines.append(f"- {note}")
-        if r.notes:
-            lines.append("")
-        targets += [(t.text, {True: "**met**", False: "**missed**", None: "not measured"}[t.met], t.detail)
-                    for t in r.targets]
+    for key in dict.fromkeys(r.key for r in results):
+        single = next((r for r in results if r.key == key and r.redis == "single"), None)
+        cluster = next((r for r in results if r.key == key and r.redis == "cluster"), None)
+        if single is not None and cluster is not None:
+            lines += _side_by_side(single, cluster)
+        else:
+            lines += _table(single or cluster)  # type: ignore[arg-type]
+        for r in (single, cluster):
+            if r is None:
+                continue
+            where = " (Redis Cluster)" if r.redis == "cluster" else ""
+            targets += [(t.text + where, {True: "**met**", False: "**missed**", None: "not measured"}[t.met],
+                         t.detail) for t in r.targets]
     if targets:
         lines += ["## Targets (issue 5)", "", "| target | status | where we stand |", "| --- | --- | --- |"]
         lines += [f"| {t} | {s} | {d} |" for t, s, d in targets]
@@ -113,6 +122,71 @@ def markdown(doc: dict[str, Any], results: list[ScenarioResult], chart: str | No
     if chart:
         lines += [f"![latency percentiles]({chart})", ""]
     return "\n".join(lines)
+
+
+def _how(x: Metric) -> str:
+    return ", ".join(p for p in (x.unit, "↑ better" if x.better == "higher" else "↓ better") if p)
+
+
+def _title(r: ScenarioResult) -> str:
+    return r.title + (" — Redis Cluster (3 masters)" if r.redis == "cluster" else "")
+
+
+def _table(r: ScenarioResult) -> list[str]:
+    lines = [f"## {_title(r)}", "", r.measures, "",
+             "| metric | ours | baseline | ratio | baseline is |", "| --- | ---: | ---: | ---: | --- |"]
+    for x in r.metrics:
+        lines.append(f"| {x.name} ({_how(x)}) | {_fmt(x.ours)} | {_fmt(x.baseline)} | {_ratio(x.ratio)} "
+                     f"| {x.baseline_name} |")
+    lines.append("")
+    lines += [f"- {note}" for note in r.notes]
+    if r.notes:
+        lines.append("")
+    return lines
+
+
+def _merge_names(a: str, b: str) -> str:
+    """One row name for the same metric of two passes: words that differ (a rate measured in
+    each pass) read `a / b`."""
+    if a == b:
+        return a
+    wa, wb = a.split(" "), b.split(" ")
+    if len(wa) != len(wb):
+        return f"{a} / {b}"
+    return " ".join(x if x == y else f"{x} / {y}" for x, y in zip(wa, wb))
+
+
+def _pairs(single: ScenarioResult, cluster: ScenarioResult) -> list[tuple[Metric | None, Metric | None]]:
+    """The same metrics of both passes: by position when both lists match (names may differ by
+    a measured rate), else by name."""
+    a, b = single.metrics, cluster.metrics
+    if len(a) == len(b) and all(x.name.split(" ")[0] == y.name.split(" ")[0] for x, y in zip(a, b)):
+        return list(zip(a, b))
+    names = list(dict.fromkeys([x.name for x in a] + [y.name for y in b]))
+    by_a, by_b = {x.name: x for x in a}, {y.name: y for y in b}
+    return [(by_a.get(n), by_b.get(n)) for n in names]
+
+
+def _side_by_side(single: ScenarioResult, cluster: ScenarioResult) -> list[str]:
+    lines = [f"## {single.title} — one Redis node and a Redis Cluster (3 masters)", "", single.measures, "",
+             "| metric | one node: ours | baseline | ratio | cluster: ours | baseline | ratio "
+             "| cluster ÷ one node (ours) | baseline is |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for x, y in _pairs(single, cluster):
+        ref = x or y
+        assert ref is not None
+        name = _merge_names(x.name, y.name) if x and y else ref.name
+        row = [f"{name} ({_how(ref)})"]
+        for m in (x, y):
+            row += [_fmt(m.ours), _fmt(m.baseline), _ratio(m.ratio)] if m else ["—", "—", "—"]
+        row.append(_ratio(ratio(y.ours, x.ours)) if x and y else "—")
+        row.append(ref.baseline_name)
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for label, r in (("one node", single), ("cluster", cluster)):
+        lines += [f"- {label}: {note}" for note in r.notes]
+    lines.append("")
+    return lines
 
 
 def chart(results: list[ScenarioResult], path: Path) -> bool:
@@ -148,7 +222,7 @@ def chart(results: list[ScenarioResult], path: Path) -> bool:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         ax.set_ylabel(r.chart_unit)
-        ax.set_title(r.title, fontsize=10)
+        ax.set_title(_title(r), fontsize=10)
         ax.legend(fontsize=6.5, ncol=2 if len(series) > 4 else 1)
         ax.grid(axis="y", alpha=0.3)
     for ax in [a for row in axes for a in row][len(panels):]:

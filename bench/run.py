@@ -1,5 +1,9 @@
 """The one command: start Redis and the service, run each scenario for a bounded time against
-its baseline, write `bench/results/<stamp>.{md,json,png}`."""
+its baseline, write `bench/results/<stamp>.{md,json,png}`.
+
+`--redis single` (the default): one redis-server. `--redis cluster`: the single-node pass
+first, then the cluster scenarios (CLUSTER_SCENARIOS) again on a real 3-master Redis Cluster,
+with fresh service processes and baselines, so the report puts both side by side from one run."""
 
 from __future__ import annotations
 
@@ -11,17 +15,17 @@ import time
 import traceback
 from pathlib import Path
 
-import redis
-
 from bench import report
 from bench.context import Context
 from bench.model import ScenarioResult
-from bench.procs import ROOT, RedisServer, start_services
+from bench.procs import REDIS_KINDS, ROOT, ServiceProcess, start_redis, start_services
 from bench.scenarios import ORDER
 from bench.sizes import DEFAULT, QUICK, Sizes
 from bench.workers import raise_fd_limit
 
 RESULTS = ROOT / "bench" / "results"
+# What `--redis cluster` runs on the cluster (after the single-node pass of every chosen scenario).
+CLUSTER_SCENARIOS = ("ingest", "push", "fanout")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -33,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes, sub-second phases (CI)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every count and rate")
     p.add_argument("--only", help=f"comma-separated subset of: {','.join(ORDER)}")
+    p.add_argument("--redis", choices=REDIS_KINDS, default="single",
+                   help="single: one redis-server (default); cluster: the same on one node, then "
+                        f"{','.join(CLUSTER_SCENARIOS)} again on a real 3-master Redis Cluster, side by side")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     p.add_argument("--duration", type=float, help="seconds per measured phase")
     p.add_argument("--procs", type=int, help="service processes (and baseline processes)")
@@ -79,15 +86,41 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: list[ScenarioResult] = []
     errors: dict[str, str] = {}
-    server = RedisServer()
-    services = []
+    passes = [("single", chosen)]
+    if args.redis == "cluster":
+        passes.append(("cluster", [k for k in chosen if k in CLUSTER_SCENARIOS]))
+    doc["redis"] = {"mode": args.redis, "passes": {kind: keys for kind, keys in passes}}
+    for kind, keys in passes:
+        if not keys:
+            continue
+        try:
+            _run_pass(args, sizes, kind, keys, started, results, errors)
+        except Exception as exc:  # noqa: BLE001 - Redis or a service failed: report what was measured
+            errors[f"{kind} pass"] = f"{type(exc).__name__}: {exc}"
+            print(f"{kind} pass FAILED:\n{traceback.format_exc()}", file=sys.stderr)
+    doc["wall_seconds"] = time.monotonic() - started
+    doc["errors"] = errors
+    paths = report.write(args.out, stamp, doc, results)
+    print((paths["md"]).read_text())
+    for path in paths.values():
+        print(f"wrote {path}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _run_pass(args: argparse.Namespace, sizes: Sizes, kind: str, keys: list[str], started: float,
+              results: list[ScenarioResult], errors: dict[str, str]) -> None:
+    """Start Redis of this `kind` and the service on it, run `keys` in ORDER, stop everything.
+    A failed scenario is noted in `errors` (as `key` on one node, `key@cluster` on the cluster)."""
+    server = start_redis(kind)
+    services: list[ServiceProcess] = []
     try:
         services = start_services(server.url, max(2, sizes.procs))
-        ctx = Context(sizes=sizes, redis_url=server.url, services=services)
-        ctx.log(f"redis {server.url}; service on ports {[s.port for s in services]}; sizes {sizes}")
-        for key in (k for k in ORDER if k in chosen):
+        ctx = Context(sizes=sizes, redis=server, services=services, started=started)
+        ctx.log(f"redis {server.url} ({server.label}: masters {server.master_urls}); "
+                f"service on ports {[s.port for s in services]}; sizes {sizes}")
+        for key in (k for k in ORDER if k in keys):
             ctx.log(f"scenario {key}")
-            redis.Redis.from_url(server.url).flushall()
+            server.flush()
             try:
                 module = importlib.import_module(f"bench.scenarios.{key}")
                 profiler = _profiler(args, ctx, key)
@@ -98,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                         profile = profiler.finish()
                 if profiler is not None:
                     result.raw["profile_top"] = profile
+                result.redis = kind
                 results.append(result)
             except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the others
-                errors[key] = f"{type(exc).__name__}: {exc}"
+                errors[key if kind == "single" else f"{key}@{kind}"] = f"{type(exc).__name__}: {exc}"
                 ctx.log(f"scenario {key} FAILED:\n{traceback.format_exc()}")
             for svc in services:
                 if svc.proc.poll() is not None:
@@ -109,13 +143,6 @@ def main(argv: list[str] | None = None) -> int:
         for svc in services:
             svc.stop()
         server.stop()
-    doc["wall_seconds"] = time.monotonic() - started
-    doc["errors"] = errors
-    paths = report.write(args.out, stamp, doc, results)
-    print((paths["md"]).read_text())
-    for path in paths.values():
-        print(f"wrote {path}", file=sys.stderr)
-    return 1 if errors else 0
 
 
 def _profiler(args: argparse.Namespace, ctx: Context, key: str):  # type: ignore[no-untyped-def]
@@ -123,4 +150,5 @@ def _profiler(args: argparse.Namespace, ctx: Context, key: str):  # type: ignore
         return None
     from bench.profile import Profiler
 
-    return Profiler([s.proc.pid for s in ctx.services], args.out / f"profile-{key}")
+    suffix = "" if ctx.redis.kind == "single" else f"-{ctx.redis.kind}"
+    return Profiler([s.proc.pid for s in ctx.services], args.out / f"profile-{key}{suffix}")

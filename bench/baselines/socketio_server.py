@@ -5,14 +5,14 @@ as the service's live push, the way its documentation suggests.
   their endpoint's room; on connect the room's state (JSON per session, in Redis) is emitted.
 - `POST /events` takes the service's events body; each event is a read-modify-write of the
   session's JSON in Redis, then the whole session is emitted to the rooms that see it. Emits
-  reach every process through Redis pub/sub (one global channel, as AsyncRedisManager does)."""
+  reach every process through Redis pub/sub (one global channel, as AsyncRedisManager does).
+- On a Redis Cluster: the same, each key sent to its slot's master (see `_sessions`)."""
 
 from __future__ import annotations
 
 import json
 import os
 
-import redis.asyncio as aioredis
 import socketio
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,16 +21,20 @@ from starlette.routing import Route
 
 from app.auth import AuthError, StaticKey, TokenVerifier
 from app.config import load_settings
+from bench.baselines.redis_client import Router
 
 EVENTS_KEY = "Bearer test-events-key"
 
 
+# Keys carry the account as a hash tag, so one event's MULTI (its session and its rooms' states)
+# stays in one slot on a Redis Cluster; on one node the tag changes nothing.
 def _sessions(account: str) -> str:
-    return f"sio:{account}:sessions"
+    return f"sio:{{{account}}}:sessions"
 
 
 def _room_state(room: str) -> str:
-    return f"sio:{room}:state"
+    account, rest = room.split(":", 1)
+    return f"sio:{{{account}}}:{rest}:state"
 
 
 def _text(value: bytes | str) -> str:
@@ -44,8 +48,11 @@ def app() -> socketio.ASGIApp:
     mgr = socketio.AsyncRedisManager(url, channel="bench-socketio")
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=mgr, cors_allowed_origins="*")
     # Its own reads and writes queue for a pooled connection instead of failing under a burst
-    # (redis-py's default pool raises "Too many connections" past 100).
-    r = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=100, timeout=30))
+    # (redis-py's default pool raises "Too many connections" past 100). On a Redis Cluster
+    # each key goes to its slot's master (bench/baselines/redis_client.py); AsyncRedisManager
+    # keeps classic pub/sub on the node REDIS_URL names (a cluster forwards PUBLISH to every
+    # node), as it would be deployed.
+    r = Router(url, max_connections=100)
 
     @sio.event
     async def connect(sid: str, environ: dict, auth: dict | None) -> None:  # type: ignore[type-arg]
@@ -58,7 +65,7 @@ def app() -> socketio.ASGIApp:
         else:
             room = f"{principal.account_id}:{principal.endpoint_id}"
         await sio.enter_room(sid, room)
-        state = await r.hgetall(_room_state(room))
+        state = await r(_room_state(room)).hgetall(_room_state(room))
         await sio.emit("state", {_text(k): json.loads(v) for k, v in state.items()}, to=sid)
 
     async def events(request: Request) -> Response:
@@ -67,7 +74,7 @@ def app() -> socketio.ASGIApp:
         body = json.loads(await request.body())
         for event in body["events"]:
             account, sid = event["accountId"], event["sessionId"]
-            raw = await r.hget(_sessions(account), sid)
+            raw = await r(_sessions(account)).hget(_sessions(account), sid)
             session = json.loads(raw) if raw else {"id": sid, "accountId": account}
             if event["type"] == "session.upsert":
                 session.update(event.get("session") or {})
@@ -75,7 +82,7 @@ def app() -> socketio.ASGIApp:
                 session.update(ended=True, callState="Disconnected")
             text = json.dumps(session)
             rooms = [f"{account}:*"] + ([f"{account}:{session['endpointId']}"] if session.get("endpointId") else [])
-            async with r.pipeline(transaction=True) as pipe:
+            async with r(_sessions(account)).pipeline(transaction=True) as pipe:  # one slot
                 pipe.hset(_sessions(account), sid, text)
                 for room in rooms:
                     pipe.hset(_room_state(room), sid, text)

@@ -29,11 +29,16 @@ LOST = 0.99  # delivered share of expected frames below this: the side fell behi
 def _phase(ctx: Context, server: live.Server, fleets: Fleets, world: w.World, rate: int, fan: float,
            tag: str) -> dict[str, float]:
     fleets.reset()
-    cpu0, push_cpu0, fleet_cpu0 = server.cpu(), server.socket_cpu(), fleets.collect().cpu
-    sent = live.send_events(ctx, server, world, rate, tag)
-    expected = sent.ok * fan
-    fleets.drain(int(expected))
-    got = fleets.collect()
+    ops = ctx.redis_ops()
+    try:
+        cpu0, push_cpu0, fleet_cpu0, ops0 = server.cpu(), server.socket_cpu(), fleets.collect().cpu, ops.total()
+        sent = live.send_events(ctx, server, world, rate, tag)
+        expected = sent.ok * fan
+        fleets.drain(int(expected))
+        got = fleets.collect()
+        used_ops = ops.total() - ops0
+    finally:
+        ops.close()
     cpu, push_cpu = server.cpu() - cpu0, server.socket_cpu() - push_cpu0
     elapsed = max(1e-9, (got.last_ns - sent.started_ns) / 1e9)
     summ: dict[str, Any] = stats.summary(got.latencies)
@@ -43,7 +48,8 @@ def _phase(ctx: Context, server: live.Server, fleets: Fleets, world: w.World, ra
                 cpu_ms_per_1000=1e6 * push_cpu / max(1, got.frames),
                 total_cpu_ms_per_1000=1e6 * cpu / max(1, got.frames),
                 client_cpu_ms_per_1000=1e6 * (got.cpu - fleet_cpu0) / max(1, got.frames),
-                bytes_per_frame=got.bytes / max(1, got.frames), closes=sum(got.closes.values()))
+                bytes_per_frame=got.bytes / max(1, got.frames), closes=sum(got.closes.values()),
+                redis_ops_per_event=used_ops / max(1, sent.ok))
     ctx.log(f"  {server.name} @ {rate} ev/s: {summ['frames_per_s']:,.0f} frames/s "
             f"(offered {rate * fan:,.0f}; events accepted {summ['events_per_s']:,.0f}/s), delivered "
             f"{summ['delivered']:.0%}, p99 {summ['p99']:.1f} ms, {summ['cpu_ms_per_1000']:.0f} ms CPU/1000 frames, "
@@ -98,6 +104,8 @@ def run(ctx: Context) -> ScenarioResult:
     res.metric(f"p99 @ {fixed} ev/s", "ms", ours_f["p99"], base_f["p99"], "python-socketio", "lower")
     res.metric(f"bytes per frame @ {fixed} ev/s", "B", ours_f["bytes_per_frame"], base_f["bytes_per_frame"],
                "python-socketio", "lower")
+    res.metric(f"Redis commands per event @ {fixed} ev/s", "", ours_f["redis_ops_per_event"],
+               base_f["redis_ops_per_event"], "python-socketio", "lower")
     res.latency[f"service @ {fixed} ev/s"] = ours_f
     res.latency[f"socket.io @ {fixed} ev/s"] = base_f
 

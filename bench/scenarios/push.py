@@ -36,6 +36,7 @@ def run(ctx: Context) -> ScenarioResult:
     sio, sio_procs = live.socketio(ctx)
     fleets = Fleets(s.fleets)
     measured: dict[tuple[str, int, int], dict[str, float]] = {}
+    ops = ctx.redis_ops()
     try:
         for n in s.push_sockets:
             world, viewers = push_world(f"push{n}", n, s.sockets_per_account)
@@ -45,11 +46,15 @@ def run(ctx: Context) -> ScenarioResult:
                 for rate in s.push_rates:
                     fleets.reset()
                     push0, all0, t0, m0 = server.socket_cpu(), server.cpu(), time.monotonic(), machine_busy()
+                    ops0 = ops.total()
                     sent = live.send_events(ctx, server, world, rate, f"push{n}r{rate}{server.kind}")
                     fleets.drain(int(sent.ok * fan))
                     wall = time.monotonic() - t0
                     got = fleets.collect()
+                    used_ops = ops.total() - ops0
                     summ = stats.summary(got.latencies)
+                    summ["redis_ops"], summ["events"] = used_ops, sent.ok
+                    summ["redis_ops_per_event"] = used_ops / max(1, sent.ok)
                     summ["delivered"] = got.frames / max(1.0, sent.ok * fan)
                     summ["events_per_s"] = sent.ok / max(1e-9, sent.elapsed)
                     # Busy share of one core, over the phase (sender start-up and drain included).
@@ -67,6 +72,7 @@ def run(ctx: Context) -> ScenarioResult:
                             f"{summ['machine_busy']:.0%}; event POST p50 {post['p50']:.1f} p99 {post['p99']:.1f} ms")
                 fleets.disconnect(forget=True)
     finally:
+        ops.close()
         fleets.stop()
         live.stop(sio_procs)
     for n in s.push_sockets:
@@ -80,6 +86,11 @@ def run(ctx: Context) -> ScenarioResult:
                        base["post_p99"], "python-socketio", "lower")
             res.latency[f"ours {n}s@{rate}/s"] = ours
             res.latency[f"sio {n}s@{rate}/s"] = base
+    per_event = {name: sum(v["redis_ops"] for k, v in measured.items() if k[0] == name)
+                 / max(1, sum(v["events"] for k, v in measured.items() if k[0] == name))
+                 for name in ("service", "socket.io")}
+    res.metric("Redis commands per event (every phase)", "", per_event["service"], per_event["socket.io"],
+               "python-socketio", "lower")
     res.raw["measured"] = {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in measured.items()}
     busiest = max(measured.values(), key=lambda v: v["machine_busy"])
     res.notes.append(f"machine CPU busy during the phases: up to {busiest['machine_busy']:.0%} of all cores "

@@ -13,7 +13,6 @@ from bench import stats
 from bench import world as w
 from bench.context import Context
 from bench.model import ScenarioResult
-from bench.procs import RedisOps
 from bench.scenarios import live
 from bench.scenarios.push import push_world
 from bench.wsfleet import Fleets
@@ -53,7 +52,7 @@ def run(ctx: Context) -> ScenarioResult:
         "re-sent on connect (it has no recovery)")
     sio, sio_procs = live.socketio(ctx)
     fleets = Fleets(s.fleets)
-    ops = RedisOps(ctx.redis_url)
+    ops = ctx.redis_ops()
     out: dict[str, dict[str, float]] = {}
     try:
         for server in (live.service(ctx), sio):
