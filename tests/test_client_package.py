@@ -8,6 +8,7 @@ docs/client.md. The service still serves the module itself, unchanged."""
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import subprocess
@@ -166,8 +167,10 @@ def model_shapes() -> tuple[dict[str, Any], dict[str, list[str]]]:
         for name, info in list(structs.items()):
             interfaces[name] = {f.encode_name: {"optional": not f.required, "readonly": True,
                                                 "type": ts_type(f.type, structs)} for f in info.fields}
-    enums = {cls.__name__: [m.value for m in cls] for cls in vars(models).values()
-             if isinstance(cls, type) and issubclass(cls, models.enum.Enum) and cls.__module__ == models.__name__}
+    enums: dict[str, list[str]] = {}
+    for cls in vars(models).values():
+        if isinstance(cls, type) and issubclass(cls, enum.Enum) and cls.__module__ == models.__name__:
+            enums[cls.__name__] = [member.value for member in cls]
     return interfaces, enums
 
 
