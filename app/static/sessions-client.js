@@ -13,15 +13,46 @@ export { PatchError, applyOperation, applyPatch, deepEqual, parsePointer } from 
 
 // -- helpers ----------------------------------------------------------------------------
 
-/** Seconds since the epoch at which a JWT expires (its `exp`), or null. Not verified. */
-export function tokenExpiry(token) {
+// A JWT's claims (its payload), or null. Not verified: only to plan ahead.
+function tokenClaims(token) {
   try {
     const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const exp = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '='))).exp;
-    return typeof exp === 'number' ? exp : null;
+    const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '=')));
+    return claims !== null && typeof claims === 'object' ? claims : null;
   } catch {
     return null;
   }
+}
+
+/** Seconds since the epoch at which a JWT expires (its `exp`), or null. Not verified. */
+export function tokenExpiry(token) {
+  const exp = tokenClaims(token)?.exp;
+  return typeof exp === 'number' ? exp : null;
+}
+
+// Whose view a token shows (the claims the server's view depends on), as text;
+// a saved state is only resumed by a token for the same view.
+function viewerOf(token) {
+  const claims = tokenClaims(token);
+  if (!claims) return null;
+  const roles = claims.roles ?? claims.Roles;
+  return JSON.stringify([claims.sub ?? null, claims.accountId ?? null, claims.endpointId ?? null,
+    Array.isArray(roles) ? [...roles].map(String).sort() : []]);
+}
+
+// `epoch:cursor` or {epoch, cursor} as {epoch, cursor}; null if it is neither.
+function parsePosition(position) {
+  let epoch;
+  let cursor;
+  if (typeof position === 'string') {
+    const colon = position.lastIndexOf(':');
+    epoch = position.slice(0, colon);
+    cursor = /^(0|[1-9][0-9]*)$/.test(position.slice(colon + 1)) ? Number(position.slice(colon + 1)) : NaN;
+  } else if (position !== null && typeof position === 'object') {
+    ({ epoch, cursor } = position);
+  }
+  if (typeof epoch === 'string' && epoch !== '' && Number.isSafeInteger(cursor) && cursor >= 0) return { epoch, cursor };
+  return null;
 }
 
 /** Full-jitter exponential backoff: a random delay in [0, min(max, base * 2^attempt)). */
@@ -54,6 +85,7 @@ const DEFAULTS = {
   idleTimeoutMs: 30000, // nothing heard (the server pings every 25 s): the link is dead (docs/protocol.md)
   pollWaitSeconds: 25,
   fallbackMemoryMs: 300000, // after WebSockets were refused, skip them this long
+  initialState: null, // what saveState() gave (e.g. before a page reload): resume from it
 };
 
 export class SessionsClient {
@@ -72,6 +104,29 @@ export class SessionsClient {
     this._refused = new Map(); // transport -> refused until (ms)
     this._abort = null;
     this._current = null; // the running transport's own abort controller
+    if (this.options.initialState !== null && this.options.initialState !== undefined) {
+      this._restore(this.options.initialState);
+    }
+  }
+
+  // -- a saved state ---------------------------------------------------------------------
+  /** The state and its position, as plain JSON to keep (e.g. in sessionStorage) and
+   * give back as `initialState`; null while there is no state (never live, or desynced). */
+  saveState() {
+    if (!this.position) return null;
+    return { position: this.positionText, sessions: { ...this._doc }, viewer: viewerOf(this.token) };
+  }
+
+  _restore({ position, sessions, viewer = null }) {
+    const at = parsePosition(position);
+    if (!at || sessions === null || typeof sessions !== 'object' || Array.isArray(sessions)) {
+      throw new TypeError('initialState must be what saveState() returned: {position: "epoch:cursor", sessions: {id: session}}');
+    }
+    this._doc = { ...sessions };
+    this.sessions = new Map(Object.entries(this._doc));
+    this.position = at;
+    this._restoredFor = viewer; // checked against the token before the first connection
+    this._announce = true; // the page learns of these sessions as `added` on connect()
   }
 
   // -- events ------------------------------------------------------------------------------
@@ -104,6 +159,10 @@ export class SessionsClient {
     this._abort = new AbortController();
     this._firstLive = new Promise((resolve, reject) => { this._onFirstLive = { resolve, reject }; });
     this._firstLive.catch(() => {}); // whoever does not await connect() still sees 'status'
+    if (this._announce) {
+      this._announce = false;
+      this._diff(new Map(), this.sessions, new Map());
+    }
     this._run(this._abort.signal);
     return this._firstLive;
   }
@@ -133,6 +192,14 @@ export class SessionsClient {
     } catch (err) {
       if (!signal.aborted) this._stop(new Ended({ reason: `no token: ${err.message}`, fatal: true }));
       return;
+    }
+    if (this._restoredFor !== undefined) {
+      // A state saved for someone else's view cannot be resumed: start afresh (reported as a reset).
+      if (this._restoredFor !== null && this._restoredFor !== viewerOf(this.token)) {
+        this.position = null;
+        this._forceReset = true;
+      }
+      this._restoredFor = undefined;
     }
     while (!signal.aborted) {
       const ended = await this._cycle(signal, () => { attempt = 0; liveSince = Date.now(); });

@@ -1,8 +1,11 @@
 """The console: `GET /` (the page), `/static/*` (its files and the browser
-client library) and, in development only, a token minting endpoint for a demo user."""
+client library, an npm-style package: its package.json and .d.ts declarations
+are served too, as plain text and JSON) and, in development only, a token
+minting endpoint for a demo user."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Final
@@ -12,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from app import json_input
 from app.auth import mint_token
@@ -31,6 +35,19 @@ PAGE_HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
+
+
+class StaticClientFiles(StaticFiles):
+    """app/static. Type declarations (`.d.ts`, which Python's mimetypes takes for
+    Qt translations) are served as plain text, never as something a browser runs."""
+
+    def file_response(self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if str(full_path).endswith(".d.ts") and "content-type" in response.headers:
+            response.headers["content-type"] = "text/plain; charset=utf-8"
+            response.headers["x-content-type-options"] = "nosniff"
+        return response
 
 
 class DevTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -78,5 +95,5 @@ def routes() -> list[BaseRoute]:
         Route("/", page, methods=["GET", "HEAD"]),
         Route("/console/config", console_config, methods=["GET"]),
         Route("/console/dev-token", dev_token, methods=["POST"]),
-        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/static", app=StaticClientFiles(directory=STATIC_DIR), name="static"),
     ]
