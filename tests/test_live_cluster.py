@@ -3,7 +3,6 @@ the per-account channel; a process dying mid-stream loses and repeats nothing
 for a client that resumes on the other; SIGTERM drains with reconnect hints."""
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -43,13 +42,10 @@ async def test_an_event_posted_to_one_process_reaches_a_client_of_the_other(
     tok = token(settings, endpoint="E1")
     client = await LiveClient.connect(a.url, tok)
     await client.next("snapshot")
-    started = time.monotonic()
     [cursor] = await post_events(b.url, upsert("S1", endpointId="E1", callState="Ringing"))
-    patch = await client.next("patch")
-    latency = time.monotonic() - started
+    patch = await client.next("patch", timeout=30)  # how fast is bench's question; here: that it arrives
     assert patch["cursor"] == cursor and patch["ops"][0]["op"] == "add"
     assert client.state.sessions == (await rest_state(b.url, tok))[1]
-    assert latency < 1.0
     # Another account's changes never reach this process's channel subscription set.
     assert channel_subscribers(clean_redis, keys.live_channel("A1")) == 1
     assert channel_subscribers(clean_redis, keys.live_channel("A2")) == 0
@@ -69,7 +65,7 @@ async def test_killing_a_process_mid_stream_then_resuming_on_the_other_loses_and
         for i in range(total):
             cursors += await post_events(b.url, upsert(f"S{i % 7}", at=f"2024-05-01T10:{i // 60:02d}:{i % 60:02d}Z",
                                                        endpointId=f"E{i % 3}", displayName=f"v{i}"))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # pacing, so that the kill falls mid-stream; nothing waits on it
         return cursors
 
     producer = asyncio.ensure_future(produce())

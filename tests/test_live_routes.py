@@ -4,14 +4,21 @@ WebSocket handshakes on /sessions/live bypass Starlette's middleware and router
 (app.main.App); their refusals still carry `responseStatus`."""
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from app.auth import TokenExpired
 from app.config import Settings
 from app.main import create_app
+from app.store import StoreUnavailable
+from app.web import live
+from app.web.errors import ApiError
+from app.web.live import deny_handshake
 from tests.support.factories import token
 
 
@@ -26,12 +33,15 @@ async def handshake(app: Any, headers: list[tuple[bytes, bytes]], path: str = "/
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"}, "path": path,
-             "raw_path": path.encode(), "query_string": b"", "headers": headers, "scheme": "ws",
-             "server": ("testserver", 80), "client": ("127.0.0.1", 1), "root_path": "", "subprotocols": [],
-             "extensions": {"websocket.http.response": {}}}
-    await app(scope, receive, send)
+    await app(handshake_scope(path, headers), receive, send)
     return sent
+
+
+def handshake_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {"type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"}, "path": path,
+            "raw_path": path.encode(), "query_string": b"", "headers": headers, "scheme": "ws",
+            "server": ("testserver", 80), "client": ("127.0.0.1", 1), "root_path": "", "subprotocols": [],
+            "extensions": {"websocket.http.response": {}}}
 
 
 @pytest.mark.parametrize("draining", [False, True])
@@ -53,36 +63,43 @@ async def test_no_live_hub_means_503_everywhere(draining: bool, real_redis: aior
         assert (await http.get("/sessions/active", headers=auth)).status_code == 200  # REST is unaffected
 
 
-async def test_an_unexpected_error_before_accept_is_a_500_with_response_status(
-        real_redis: aioredis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.web import live
-
-    def broken(settings: Settings, two_way: bool) -> Any:
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(live, "limits", broken)
+@pytest.mark.parametrize(("exc", "status", "code"), [
+    (RuntimeError("boom"), 500, "InternalServerError"),  # nothing registered for it: the catch-all
+    (ApiError(403, "Forbidden", "no"), 403, "Forbidden"),
+    (TokenExpired("expired"), 401, "TokenException"),  # a subclass: its base's (AuthError) handler
+    (StoreUnavailable("down"), 503, "ServiceUnavailable"),
+])
+async def test_a_refusal_before_accept_is_answered_by_the_apps_handler_for_it(
+        exc: Exception, status: int, code: str, real_redis: aioredis.Redis, settings: Settings) -> None:
+    """The handshake's denial comes from the handler the real app registered for the
+    exception's class (its nearest base), else the catch-all 500, with `responseStatus`."""
     app = create_app(settings, redis=real_redis)
-    app.state.services.live.running = True
-    sent = await handshake(app, [(b"authorization", f"Bearer {token(settings)}".encode())])
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {**handshake_scope("/sessions/live", []), "app": app}
+    await deny_handshake(scope, send, exc)
     assert [m["type"] for m in sent] == ["websocket.http.response.start", "websocket.http.response.body"]
-    assert sent[0]["status"] == 500
-    assert json.loads(sent[1]["body"])["responseStatus"]["errorCode"] == "InternalServerError"
+    assert sent[0]["status"] == status
+    assert json.loads(sent[1]["body"])["responseStatus"]["errorCode"] == code
 
 
-async def test_only_the_live_path_skips_the_router(real_redis: aioredis.Redis, settings: Settings,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another WebSocket path still goes through Starlette (no such route: closed)."""
-    from app.web import live
-
-    called: list[str] = []
-
-    async def fake_live(scope: Any, receive: Any, send: Any) -> None:
-        called.append(scope["path"])
-        await send({"type": "websocket.close", "code": 1000})
-
-    monkeypatch.setattr(live, "live_socket", fake_live)
+def test_limits_are_built_once_per_app_from_its_settings(real_redis: aioredis.Redis, settings: Settings) -> None:
     app = create_app(settings, redis=real_redis)
-    assert (await handshake(app, [], "/sessions/other"))[0]["type"] == "websocket.close"
-    assert called == []
-    await handshake(app, [], "/sessions/live")
-    assert called == ["/sessions/live"]
+    other = create_app(msgspec.structs.replace(settings, live_queue_max_bytes=4096), redis=real_redis)
+    mine = live.limits(app, app.state.services.settings)
+    assert live.limits(app, app.state.services.settings) is mine  # shared by every connection
+    assert mine.socket.timing.pong_timeout == settings.live_pong_timeout and mine.stream.timing.pong_timeout is None
+    assert live.limits(other, other.state.services.settings).socket.queue_max_bytes == 4096
+
+
+async def test_only_the_live_path_skips_the_router(real_redis: aioredis.Redis, settings: Settings) -> None:
+    """A WebSocket on /sessions/live is answered by the live handler (here: refused, the hub is
+    not running, with an HTTP denial that only it sends); another WebSocket path still goes
+    through Starlette's router (no such route: closed)."""
+    app = create_app(settings, redis=real_redis)
+    assert [m["type"] for m in await handshake(app, [], "/sessions/other")] == ["websocket.close"]
+    sent = await handshake(app, [], "/sessions/live")
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 503

@@ -105,12 +105,12 @@ async def test_token_rules_at_connect(server: ServiceProcess, settings: Settings
 
 
 async def test_no_auth_message_in_time_closes(server: ServiceProcess) -> None:
+    # When the deadline falls is test_live_session's (the pure state, explicit times); here: that the
+    # server's timer fires and closes with 3502, before anything else is sent.
     async with websockets.connect(ws_url(server.url)) as ws:
-        started = time.monotonic()
         with pytest.raises(websockets.ConnectionClosed) as info:
-            await asyncio.wait_for(ws.recv(), 3)
+            await asyncio.wait_for(ws.recv(), 30)
     assert info.value.rcvd is not None and info.value.rcvd.code == 3502
-    assert 0.4 < time.monotonic() - started < 2
 
 
 async def test_expired_token_closes_after_the_grace(server: ServiceProcess, settings: Settings) -> None:
@@ -118,9 +118,11 @@ async def test_expired_token_closes_after_the_grace(server: ServiceProcess, sett
     exp = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))["exp"]
     client = await LiveClient.connect(server.url, tok)
     await client.next("snapshot")
-    code, reason = await client.closed(5)
+    code, reason = await client.closed(30)
     assert (code, reason) == (3005, "token expired")
-    assert exp + 0.4 <= time.time() < exp + 2
+    # Not before the token's own (wall-clock) expiry plus the grace: a bound a loaded machine
+    # can only make truer. The grace itself is test_live_session's (explicit times).
+    assert time.time() >= exp + 0.4
 
 
 async def test_a_new_auth_message_refreshes_the_token(server: ServiceProcess, settings: Settings) -> None:
@@ -156,17 +158,16 @@ async def test_heartbeats_both_ways(server: ServiceProcess, settings: Settings) 
     assert (await client.next("pong"))["type"] == "pong"
     ping = await client.next("ping")
     assert ping == {"type": "ping", "cursor": 0}
-    pings = [m for m in await client.pump(1.5) if m["type"] == "ping"]  # answering keeps it open
-    assert len(pings) >= 3
+    for _ in range(3):  # answering keeps it open: more pings come, no close
+        assert (await client.next("ping", timeout=30))["type"] == "ping"
     await client.close()
 
 
 async def test_a_peer_that_stops_answering_pings_is_closed(server: ServiceProcess, settings: Settings) -> None:
     client = await LiveClient.connect(server.url, token(settings), auto_pong=False)
     await client.next("snapshot")
-    started = time.monotonic()
-    assert await client.closed(5) == (3012, "no pong")
-    assert time.monotonic() - started < 2
+    assert await client.closed(30) == (3012, "no pong")
+    assert "ping" in [m["type"] for m in client.state.messages]  # the close followed an unanswered ping
 
 
 async def test_a_slow_consumer_is_closed_then_resumes_without_loss(clean_redis: str, settings: Settings) -> None:

@@ -1,22 +1,29 @@
 """Store logic, on real Redis and on fakeredis (the embedded store)."""
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
+import fakeredis
 import msgspec
 import pytest
+import redis.asyncio as aioredis
 
 from app import keys
+from app.config import Settings
 from app.models import SessionInfo, SessionMemberInfo
 from app.records import SessionRecord
-from app.store import Link, OwnershipConflict, SessionStore
+from app.store import Link, OwnershipConflict, SessionStore, Transition
+
+T = TypeVar("T")
 
 
-def setting(**changes: object) -> SessionRecord:
+def setting(**changes: object) -> Transition:
     def transition(current: SessionRecord | None) -> SessionRecord:
         info = current.info if current else SessionInfo()
         return SessionRecord(info=msgspec.structs.replace(info, **changes), meta=current.meta if current else {})
-    return transition  # type: ignore[return-value]
+    return transition
 
 
 async def test_commit_writes_state_indexes_cursor_and_log(store: SessionStore) -> None:
@@ -152,23 +159,73 @@ async def test_commit_into_another_accounts_session_stores_nothing(store: Sessio
     assert await store.redis.client.exists("cs:call:L1", keys.dedupe("A", "ev1")) == 0
 
 
+def meanwhile(client: aioredis.Redis, settings: Settings, work: Callable[[SessionStore], Awaitable[T]]) -> T:
+    """Run `work` to its end on a second store on the same Redis (its own client and event
+    loop, in another thread) while this loop waits: a concurrent writer that lands exactly
+    where it is called from, e.g. inside a transition, between a commit's read and its write."""
+    kwargs = client.connection_pool.connection_kwargs
+
+    async def run() -> T:
+        other = (fakeredis.FakeAsyncRedis(server=kwargs["server"]) if "server" in kwargs
+                 else aioredis.Redis(host=kwargs["host"], port=kwargs["port"], db=kwargs.get("db", 0)))
+        try:
+            return await work(SessionStore(other, settings))
+        finally:
+            await other.aclose()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result(timeout=30)
+
+
 async def test_the_commit_claims_in_its_read_so_a_later_claim_loses(
-        store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        store: SessionStore, any_redis: aioredis.Redis, settings: Settings) -> None:
     """The read claims the session (SET NX GET, atomic) before anything is
     written: another account claiming it between the read and the commit
     loses, and the commit goes ahead for its owner."""
-    read_for_commit = store._read_for_commit
+    rival: list[str] = []
 
-    async def claimed_in_between(*args: Any, **kwargs: Any) -> Any:
-        read = await read_for_commit(*args, **kwargs)
-        assert await store.redis.client.set(keys.owner("S1"), "B", nx=True) is None
-        return read
+    async def claim_for_b(other: SessionStore) -> str:
+        try:
+            await other.claim("S1", "B")
+        except OwnershipConflict as exc:
+            return exc.owner
+        return "B"
 
-    monkeypatch.setattr(store, "_read_for_commit", claimed_in_between)
-    result = await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True,
-                                links=[Link("cs:call:L1", "w:L1")])
+    def transition(current: SessionRecord | None) -> SessionRecord | None:
+        if not rival:  # the read has run; the write has not
+            rival.append(meanwhile(any_redis, settings, claim_for_b))
+        return setting(endpoint_id="E1")(current)
+
+    result = await store.commit("A", "S1", transition, "ev1", claim=True, links=[Link("cs:call:L1", "w:L1")])
+    assert rival == ["A"]  # B's claim, between the read and the write, found A's
     assert result.status == "applied"
     assert await store.owners(["S1"]) == {"S1": "A"}
     with pytest.raises(OwnershipConflict):
         await store.commit("B", "S1", setting(endpoint_id="E2"), "ev2", claim=True)
     assert await store.cursor("B") == 0
+
+
+async def test_a_change_between_the_read_and_the_write_is_retried_on_the_fresh_state(
+        store: SessionStore, any_redis: aioredis.Redis, settings: Settings) -> None:
+    """The optimistic revision check: a commit that lands between another's read and its
+    write makes that write fail as a whole; it is retried with the fresh state, so
+    neither change is lost and the log has each once, in order."""
+    await store.commit("A", "S1", setting(endpoint_id="E1"), "ev0")
+    seen: list[int] = []
+
+    def transition(current: SessionRecord | None) -> SessionRecord | None:
+        assert current is not None
+        seen.append(current.rev)
+        if len(seen) == 1:
+            rival = meanwhile(any_redis, settings, lambda other: other.commit(
+                "A", "S1", setting(call_state="Ringing"), "ev-rival"))
+            assert rival.status == "applied"
+        return setting(destination="x")(current)
+
+    result = await store.commit("A", "S1", transition, "ev1")
+    assert seen == [1, 2]  # the first attempt lost to the rival's commit; the retry read it
+    assert result.status == "applied" and result.change is not None and result.change.cursor == 3
+    rec = await store.get("A", "S1")
+    assert rec and rec.rev == 3 and rec.info.call_state == "Ringing" and rec.info.destination == "x"
+    changes = await store.changes_since("A", 0)
+    assert changes is not None and [c.cursor for c in changes] == [1, 2, 3]

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -39,16 +41,26 @@ _json = msgspec.json.Encoder()
 _POLL_KINDS = frozenset({"snapshot", "patch"})
 
 
-_limits: dict[tuple[int, bool], tuple[Settings, Limits]] = {}
+@dataclass(frozen=True, slots=True)
+class LiveLimits:
+    """The Limits every connection of one app shares: one object per transport kind."""
+
+    socket: Limits  # WebSocket: the peer answers pings
+    stream: Limits  # SSE: one way, no pong owed
+
+    @classmethod
+    def of(cls, settings: Settings) -> LiveLimits:
+        return cls(socket=_make_limits(settings, two_way=True), stream=_make_limits(settings, two_way=False))
 
 
-def limits(settings: Settings, two_way: bool) -> Limits:
-    """The same Limits object for every connection of the process (keyed by the settings' identity)."""
-    key = (id(settings), two_way)
-    cached = _limits.get(key)
-    if cached is None or cached[0] is not settings:
-        cached = _limits[key] = (settings, _make_limits(settings, two_way))
-    return cached[1]
+def limits(app: Starlette, settings: Settings) -> LiveLimits:
+    """The app's LiveLimits, built from its settings at its first live connection and kept
+    on its state (one per app: no process-wide cache)."""
+    state = app.state
+    built: LiveLimits | None = getattr(state, "live_limits", None)
+    if built is None:
+        built = state.live_limits = LiveLimits.of(settings)
+    return built
 
 
 def _make_limits(settings: Settings, two_way: bool) -> Limits:
@@ -127,7 +139,7 @@ async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
             raise _unavailable()
         token, since = _credentials(scope, svc)
         transport = WebSocketTransport(receive, send)
-        connection = Connection(hub, svc.authenticate, limits(svc.settings, two_way=True), transport)
+        connection = Connection(hub, svc.authenticate, limits(scope["app"], svc.settings).socket, transport)
     except Exception as exc:  # noqa: BLE001 - refused as the app's handlers refuse HTTP
         await deny_handshake(scope, send, exc)
         return
@@ -161,6 +173,11 @@ async def deny_handshake(scope: Scope, send: Send, exc: Exception) -> None:
     """An exception before accept, as an HTTP response to the handshake: the handler the
     app registered for it (ApiError, AuthError, store down: `responseStatus`), else 500."""
     request = cast(Request, _Handshake(scope))
+    # The handler is looked up in the app's public `exception_handlers` (most derived class
+    # first, as Starlette does). Starlette has no public lookup (`_lookup_exception_handler`
+    # is private), and its public ExceptionMiddleware would pass the handlers a `WebSocket`,
+    # which has no `.method` for their log lines; so this one line stays ours. Status-code
+    # keys are not consulted: the app registers handlers by class only (app.main).
     handlers: dict[Any, Any] = scope["app"].exception_handlers
     handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), errors.unexpected)
     response: Response = await handler(request, exc)
@@ -205,7 +222,8 @@ class EventStream(Response):
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # a stream: no length
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         transport = EventStreamTransport(receive, send)
-        connection = Connection(self._hub, self._svc.authenticate, limits(self._svc.settings, two_way=False), transport)
+        live_limits = limits(scope["app"], self._svc.settings).stream
+        connection = Connection(self._hub, self._svc.authenticate, live_limits, transport)
         await connection.run(self._token, self._since)
         try:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
