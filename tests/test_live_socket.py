@@ -189,7 +189,9 @@ async def test_a_slow_consumer_is_closed_then_resumes_without_loss(clean_redis: 
             await post_events(proc.url, *[
                 upsert(f"S{i % 20}", endpointId="E1", consoleData=f"{batch}-{i}-{big}") for i in range(200)])
         code, reason = await client.closed(30)
-        assert (code, reason) == (3008, "slow, reconnect and resume")
+        # The close frame if the stalled socket still takes it, else the connection is aborted
+        # (issue 10: never held open); either way the client resumes below.
+        assert (code, reason) in ((3008, "slow, reconnect and resume"), (None, None))
         assert client.state.cursor < 1600  # cut off before the end, nothing it got was wrong
 
         again = await LiveClient.connect(proc.url, tok, state=client.state, since=client.state.position)
