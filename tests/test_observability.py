@@ -34,7 +34,8 @@ async def test_metrics_count_outcomes_rejections_and_commits(client: httpx.Async
     assert (await post_events(client, e)).status_code == 200
     assert (await post_events(client, e)).status_code == 200  # same eventId: duplicate
     assert (await post_events(client, e, key="wrong-key")).status_code == 401
-    assert (await client.post("/events", content=b"{", headers=bearer("test-events-key"))).status_code == 400
+    assert (await client.post("/events", content=b"{", headers={**bearer("test-events-key"),
+                                                                "content-type": "application/json"})).status_code == 400
     r = await client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=")
     after = samples(r.text)

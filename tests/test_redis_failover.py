@@ -110,7 +110,7 @@ async def drill_of() -> AsyncIterator[list[Drill]]:
 
 async def test_a_promoted_replica_without_the_last_writes_never_reuses_their_positions(
         topology: Topology, settings: Settings, drill_of: list[Drill]) -> None:
-    """The replica is frozen (SIGSTOP) while the master acknowledges more events,
+    """The replica is frozen (SIGSTOP) and cut off while the master acknowledges more events,
     then the master is killed and the replica promoted: those events are lost
     (asynchronous replication, REDIS_WAIT_REPLICAS=0). Clients that saw them
     must be reset into the new history, never silently diverge."""
@@ -124,6 +124,11 @@ async def test_a_promoted_replica_without_the_last_writes_never_reuses_their_pos
         master = topology.master_for("F1")
         replica = replica_of(topology.nodes, master)
         os.kill(replica.proc.pid, signal.SIGSTOP)
+        c = master.client()
+        try:  # cut the link: what the master acknowledges from now on never leaves it
+            c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        finally:
+            c.close()
         try:
             before = len(drill.acked["F1"])
             await drill.acked_at_least("F1", before + 10)  # acknowledged by the master alone

@@ -64,8 +64,10 @@ class Checker:
         before = self.digest()
         try:
             r = self.http.send(request)
+        except httpx.LocalProtocolError:
+            return  # hypothesis made a request no HTTP client can send (e.g. a header value with a leading space)
         except httpx.HTTPError:
-            self.counts["server_errors"] += 1
+            self.counts["server_errors"] += 1  # the server dropped or never answered it
             return
         self.counts["requests"] += 1
         self.counts["server_errors"] += r.status_code >= 500
