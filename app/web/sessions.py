@@ -11,10 +11,10 @@ from starlette.routing import Route
 
 from app.auth import USER, Principal, require_role
 from app.formats import Format, negotiate, render
-from app.live.protocol import Position, etag_matches
 from app.models import GetActiveSessionsResponse, SessionInfo
+from app.positions import Position, etag_matches
 from app.services import Services, services
-from app.snapshots import Pos, Snapshot, key_for
+from app.snapshots import Snapshot, key_for
 from app.store import View
 from app.visibility import can_see, decode_scope
 from app.web.errors import ApiError, request_format
@@ -113,7 +113,7 @@ async def get_active_sessions(request: Request) -> Response:
         # read after this request arrived: a snapshot at it is current.
         position = await reads.positions.position(principal.account_id)
         if position.epoch is not None and if_none_match is not None:
-            etag = Position(position.epoch, position.cursor).etag(_variant(fmt))
+            etag = position.etag(_variant(fmt))
             if etag_matches(if_none_match, etag):
                 return _not_modified(etag)
         key = key_for(principal, fmt, op_name)
@@ -148,11 +148,12 @@ async def _build(svc: Services, principal: Principal, fmt: Format, op_name: str)
         media_type = out.media_type
         if media_type.startswith("text/") and "charset=" not in media_type.lower():
             media_type += "; charset=utf-8"
-    etag = Position(view.epoch, view.cursor).etag(_variant(fmt))
+    position = Position(view.epoch, view.cursor)
+    etag = position.etag(_variant(fmt))
     headers = {**extra, "ETag": etag, "Cache-Control": CACHE_CONTROL}
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw += [(b"content-length", str(len(body)).encode()), (b"content-type", media_type.encode("latin-1"))]
-    return Snapshot(Pos(view.epoch, view.cursor), body, etag, tuple(raw))
+    return Snapshot(position, body, etag, tuple(raw))
 
 
 class _Prebuilt(Response):
