@@ -10,9 +10,8 @@ the request arrived and hands it in; this module decides hit, join a rebuild
 already running, or rebuild.
 
 Principals with the same `SnapshotKey` see exactly the same bytes: the view
-read (`store.view`) and the rule (`visibility.can_see`) look only at the
-account, whether the principal sees the whole account, and, if not, its
-endpoint id (see `key_for`)."""
+read (`store.view`) and the rule (`visibility.Viewer.sees`) look only at the
+principal's `Viewer` (see `key_for`)."""
 
 from __future__ import annotations
 
@@ -24,24 +23,22 @@ from typing import NamedTuple, Protocol
 
 from app.auth import Principal
 from app.positions import Position
+from app.visibility import Viewer
 
 Pos = Position  # the name `redis_batch` still imports: the same type, not a second one
 
 
 class SnapshotKey(NamedTuple):
-    account_id: str
-    whole_account: bool
-    endpoint_id: str | None  # None when whole_account, or when the principal has none (sees nothing)
+    viewer: Viewer
     fmt: str
     op_name: str
 
 
 def key_for(principal: Principal, fmt: str, op_name: str) -> SnapshotKey:
-    """Everything of a request that decides its bytes. Of the principal that is
-    the account, whether it sees the whole account (Manager/Admin) and, if not,
-    its endpoint: all that `SessionStore.view` and `visibility.can_see` read."""
-    whole = principal.sees_whole_account
-    return SnapshotKey(principal.account_id, whole, None if whole else principal.endpoint_id, fmt, op_name)
+    """Everything of a request that decides its bytes: the viewer (all that
+    `SessionStore.view` and the visibility rule read of the principal), the
+    format and the operation name."""
+    return SnapshotKey(Viewer.of(principal), fmt, op_name)
 
 
 @dataclass(frozen=True, slots=True)

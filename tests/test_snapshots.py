@@ -18,6 +18,7 @@ from app.redis_batch import PositionBatcher
 from app.redis_io import wrap
 from app.positions import Position
 from app.snapshots import Snapshot, SnapshotCache, SnapshotKey, Snapshots, key_for
+from app.visibility import Viewer
 from tests.support.api import EVENTS_KEY, bearer, seed
 from tests.support.factories import event, full_session_fields, token
 from tests.support.processes import ServiceProcess
@@ -43,7 +44,7 @@ def test_key_is_everything_that_decides_the_bytes_and_nothing_else() -> None:
     # managers and admins see the whole account whatever their endpoint
     manager = key_for(_principal(roles=frozenset({"User", "Manager"}), endpoint_id="E1"), "json", "G")
     admin = key_for(_principal(roles=frozenset({"Admin"}), endpoint_id="E7"), "json", "G")
-    assert manager == admin and manager.whole_account and manager.endpoint_id is None
+    assert manager == admin and manager.viewer.whole_account and manager.viewer.endpoint_id is None
     # an endpoint named like anything never collides with the whole-account view
     assert key_for(_principal(endpoint_id="*"), "json", "G") != manager
     assert key_for(_principal(endpoint_id=None), "json", "G") != manager
@@ -54,7 +55,7 @@ def _snap(epoch: str | None, cursor: int, body: bytes = b"x") -> Snapshot:
 
 
 def _key(n: int) -> SnapshotKey:
-    return SnapshotKey(f"A{n}", False, "E1", "json", "GetActiveSessions")
+    return SnapshotKey(Viewer(f"A{n}", "E1", False), "json", "GetActiveSessions")
 
 
 def test_cache_is_lru_bounded_by_count_and_bytes() -> None:

@@ -47,8 +47,8 @@ from app.live.session import (
     SendPong,
     Timing,
 )
-from app.live.views import Viewer
 from app.positions import BadPosition, parse_since
+from app.visibility import Viewer
 
 log = logging.getLogger("app.live.client")
 
