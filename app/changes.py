@@ -12,23 +12,7 @@ import msgspec
 
 from app.models import SessionInfo
 from app.patches import Op, diff
-from app.visibility import Scoped, is_active, session_endpoints
-
-
-class Visibility(msgspec.Struct, array_like=True, frozen=True):
-    active: bool
-    endpoints: list[str]
-
-    @classmethod
-    def of(cls, session: Scoped | None) -> Visibility:
-        if session is None:
-            return cls(False, [])
-        return cls(is_active(session), sorted(session_endpoints(session)))
-
-    def sees(self, endpoint_id: str | None, whole_account: bool) -> bool:
-        if not self.active:
-            return False
-        return whole_account or (endpoint_id is not None and endpoint_id in self.endpoints)
+from app.visibility import Visibility
 
 
 class ChangeEntry(msgspec.Struct, kw_only=True, frozen=True):

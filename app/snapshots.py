@@ -10,9 +10,8 @@ the request arrived and hands it in; this module decides hit, join a rebuild
 already running, or rebuild.
 
 Principals with the same `SnapshotKey` see exactly the same bytes: the view
-read (`store.view`) and the rule (`visibility.can_see`) look only at the
-account, whether the principal sees the whole account, and, if not, its
-endpoint id (see `key_for`)."""
+read (`store.view`) and the rule (`visibility.Viewer.sees`) look only at the
+principal's `Viewer` (see `key_for`)."""
 
 from __future__ import annotations
 
@@ -23,33 +22,28 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from app.auth import Principal
+from app.positions import Position
+from app.visibility import Viewer
+
+Pos = Position  # the name `redis_batch` still imports: the same type, not a second one
+
 
 class SnapshotKey(NamedTuple):
-    account_id: str
-    whole_account: bool
-    endpoint_id: str | None  # None when whole_account, or when the principal has none (sees nothing)
+    viewer: Viewer
     fmt: str
     op_name: str
 
 
 def key_for(principal: Principal, fmt: str, op_name: str) -> SnapshotKey:
-    """Everything of a request that decides its bytes. Of the principal that is
-    the account, whether it sees the whole account (Manager/Admin) and, if not,
-    its endpoint: all that `SessionStore.view` and `visibility.can_see` read."""
-    whole = principal.sees_whole_account
-    return SnapshotKey(principal.account_id, whole, None if whole else principal.endpoint_id, fmt, op_name)
-
-
-class Pos(NamedTuple):
-    """An account's change-log position; epoch None = Redis holds none yet (or lost it)."""
-
-    epoch: str | None
-    cursor: int
+    """Everything of a request that decides its bytes: the viewer (all that
+    `SessionStore.view` and the visibility rule read of the principal), the
+    format and the operation name."""
+    return SnapshotKey(Viewer.of(principal), fmt, op_name)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    position: Pos
+    position: Position
     body: bytes
     etag: str
     raw_headers: tuple[tuple[bytes, bytes], ...]  # everything a 200 sends, as ASGI header pairs
@@ -59,13 +53,12 @@ class Snapshot:
         overhead = 256 + len(self.etag) + sum(len(k) + len(v) + 64 for k, v in self.raw_headers)
         object.__setattr__(self, "size", len(self.body) + overhead)
 
-    def current_at(self, position: Pos) -> bool:
+    def current_at(self, position: Position) -> bool:
         return position.epoch is not None and self.position == position
 
-    def covers(self, position: Pos) -> bool:
+    def covers(self, position: Position) -> bool:
         """Built from a view at least as new as `position` (same log incarnation)."""
-        return position.epoch is not None and self.position.epoch == position.epoch \
-            and self.position.cursor >= position.cursor
+        return self.position.covers(position)
 
 
 class SnapshotCache:
@@ -122,19 +115,19 @@ class Snapshots:
 
     def __init__(self, cache: SnapshotCache | None = None) -> None:
         self.cache = cache or SnapshotCache()
-        self._flights: dict[SnapshotKey, tuple[Pos, asyncio.Future[Snapshot]]] = {}
+        self._flights: dict[SnapshotKey, tuple[Position, asyncio.Future[Snapshot]]] = {}
         self.hits = 0
         self.builds = 0
         self.joins = 0
 
-    def cached(self, key: SnapshotKey, position: Pos) -> Snapshot | None:
+    def cached(self, key: SnapshotKey, position: Position) -> Snapshot | None:
         snap = self.cache.get(key)
         if snap is not None and snap.current_at(position):
             self.hits += 1
             return snap
         return None
 
-    async def get(self, key: SnapshotKey, position: Pos, build: Build) -> Snapshot:
+    async def get(self, key: SnapshotKey, position: Position, build: Build) -> Snapshot:
         snap = self.cached(key, position)
         if snap is not None:
             return snap
@@ -142,8 +135,7 @@ class Snapshots:
         # Join a rebuild only if it started from a position at least as new as
         # ours (so its view is too); a rebuild that started earlier may predate
         # a write our request must see.
-        if flight is not None and position.epoch is not None and flight[0].epoch == position.epoch \
-                and flight[0].cursor >= position.cursor:
+        if flight is not None and flight[0].covers(position):
             self.joins += 1
             try:
                 snap = await asyncio.shield(flight[1])
@@ -154,7 +146,7 @@ class Snapshots:
                     return snap
         return await self._rebuild(key, position, build)
 
-    async def _rebuild(self, key: SnapshotKey, position: Pos, build: Build) -> Snapshot:
+    async def _rebuild(self, key: SnapshotKey, position: Position, build: Build) -> Snapshot:
         future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
         self._flights[key] = (position, future)
         self.builds += 1
@@ -175,7 +167,7 @@ class Snapshots:
 class PositionSource(Protocol):
     """Reads an account's current position, after the call was made (`redis_batch`)."""
 
-    async def position(self, account_id: str) -> Pos: ...
+    async def position(self, account_id: str) -> Position: ...
 
 
 @dataclass(slots=True)

@@ -7,17 +7,14 @@ import pytest
 from app.live import protocol
 from app.live.protocol import (
     Auth,
-    BadPosition,
     Close,
     CloseCode,
     Ping,
     Pong,
-    Position,
     ProtocolError,
-    etag_matches,
     parse_inbound,
-    parse_since,
 )
+from app.positions import BadPosition, Position, etag_matches, parse_since
 
 
 def test_position_round_trips_through_text_etag_and_weak_etag() -> None:

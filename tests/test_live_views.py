@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.changes import make_entry, wire
-from app.live.views import Viewer, ops_for, seen, visible_sessions
+from app.live.views import ops_for, seen
 from app.models import SessionInfo, SessionMemberInfo
+from app.visibility import Viewer, visible_sessions
 
 MANAGER = Viewer("A", None, True)
 E1 = Viewer("A", "E1", False)

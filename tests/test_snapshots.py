@@ -16,7 +16,9 @@ from app.auth import Principal
 from app.config import Settings
 from app.redis_batch import PositionBatcher
 from app.redis_io import wrap
-from app.snapshots import Pos, Snapshot, SnapshotCache, SnapshotKey, Snapshots, key_for
+from app.positions import Position
+from app.snapshots import Snapshot, SnapshotCache, SnapshotKey, Snapshots, key_for
+from app.visibility import Viewer
 from tests.support.api import EVENTS_KEY, bearer, seed
 from tests.support.factories import event, full_session_fields, token
 from tests.support.processes import ServiceProcess
@@ -42,18 +44,18 @@ def test_key_is_everything_that_decides_the_bytes_and_nothing_else() -> None:
     # managers and admins see the whole account whatever their endpoint
     manager = key_for(_principal(roles=frozenset({"User", "Manager"}), endpoint_id="E1"), "json", "G")
     admin = key_for(_principal(roles=frozenset({"Admin"}), endpoint_id="E7"), "json", "G")
-    assert manager == admin and manager.whole_account and manager.endpoint_id is None
+    assert manager == admin and manager.viewer.whole_account and manager.viewer.endpoint_id is None
     # an endpoint named like anything never collides with the whole-account view
     assert key_for(_principal(endpoint_id="*"), "json", "G") != manager
     assert key_for(_principal(endpoint_id=None), "json", "G") != manager
 
 
 def _snap(epoch: str | None, cursor: int, body: bytes = b"x") -> Snapshot:
-    return Snapshot(Pos(epoch, cursor), body, f'"{epoch}:{cursor}"', ())
+    return Snapshot(Position(epoch, cursor), body, f'"{epoch}:{cursor}"', ())
 
 
 def _key(n: int) -> SnapshotKey:
-    return SnapshotKey(f"A{n}", False, "E1", "json", "GetActiveSessions")
+    return SnapshotKey(Viewer(f"A{n}", "E1", False), "json", "GetActiveSessions")
 
 
 def test_cache_is_lru_bounded_by_count_and_bytes() -> None:
@@ -76,49 +78,49 @@ def test_cache_keeps_the_newer_snapshot_of_one_epoch() -> None:
     cache = SnapshotCache()
     cache.put(_key(0), _snap("e", 5))
     cache.put(_key(0), _snap("e", 4))
-    assert cache.get(_key(0)).position == Pos("e", 5)  # type: ignore[union-attr]
+    assert cache.get(_key(0)).position == Position("e", 5)  # type: ignore[union-attr]
     cache.put(_key(0), _snap("f", 1))  # a new incarnation of the log always wins
-    assert cache.get(_key(0)).position == Pos("f", 1)  # type: ignore[union-attr]
+    assert cache.get(_key(0)).position == Position("f", 1)  # type: ignore[union-attr]
 
 
 async def test_hit_only_at_exactly_the_current_position() -> None:
     snaps = Snapshots()
-    builds: list[Pos] = []
+    builds: list[Position] = []
 
-    def build_at(pos: Pos) -> Any:
+    def build_at(pos: Position) -> Any:
         async def build() -> Snapshot:
             builds.append(pos)
             return _snap(pos.epoch, pos.cursor)
         return build
 
-    for pos in (Pos("e", 1), Pos("e", 1), Pos("e", 2), Pos("f", 2), Pos(None, 0), Pos(None, 0)):
+    for pos in (Position("e", 1), Position("e", 1), Position("e", 2), Position("f", 2), Position(None, 0), Position(None, 0)):
         assert (await snaps.get(_key(0), pos, build_at(pos))).position == pos
     # built at e:1, hit, built at e:2, new epoch f:2 built; no epoch never hits
-    assert builds == [Pos("e", 1), Pos("e", 2), Pos("f", 2), Pos(None, 0), Pos(None, 0)]
+    assert builds == [Position("e", 1), Position("e", 2), Position("f", 2), Position(None, 0), Position(None, 0)]
     assert snaps.hits == 1
 
 
 async def test_concurrent_rebuilds_coalesce_but_never_onto_an_older_one() -> None:
     snaps = Snapshots()
     release = asyncio.Event()
-    calls: list[Pos] = []
+    calls: list[Position] = []
 
-    def build_at(pos: Pos) -> Any:
+    def build_at(pos: Position) -> Any:
         async def build() -> Snapshot:
             calls.append(pos)
             await release.wait()
             return _snap(pos.epoch, pos.cursor)
         return build
 
-    first = asyncio.create_task(snaps.get(_key(0), Pos("e", 3), build_at(Pos("e", 3))))
+    first = asyncio.create_task(snaps.get(_key(0), Position("e", 3), build_at(Position("e", 3))))
     await asyncio.sleep(0)
-    same = [asyncio.create_task(snaps.get(_key(0), p, build_at(p))) for p in (Pos("e", 3), Pos("e", 2))]
-    newer = asyncio.create_task(snaps.get(_key(0), Pos("e", 4), build_at(Pos("e", 4))))
+    same = [asyncio.create_task(snaps.get(_key(0), p, build_at(p))) for p in (Position("e", 3), Position("e", 2))]
+    newer = asyncio.create_task(snaps.get(_key(0), Position("e", 4), build_at(Position("e", 4))))
     await asyncio.sleep(0)
     release.set()
     results = await asyncio.gather(first, *same, newer)
     # the two at or behind e:3 joined the first build; e:4 (a write they may predate) built its own
-    assert calls == [Pos("e", 3), Pos("e", 4)]
+    assert calls == [Position("e", 3), Position("e", 4)]
     assert [r.position.cursor for r in results] == [3, 3, 3, 4]
     assert snaps.joins == 2
 
@@ -135,12 +137,12 @@ async def test_a_joiner_rebuilds_when_the_builder_goes_away() -> None:
     async def fast() -> Snapshot:
         return _snap("e", 1)
 
-    builder = asyncio.create_task(snaps.get(_key(0), Pos("e", 1), slow))
+    builder = asyncio.create_task(snaps.get(_key(0), Position("e", 1), slow))
     await started.wait()
-    joiner = asyncio.create_task(snaps.get(_key(0), Pos("e", 1), fast))
+    joiner = asyncio.create_task(snaps.get(_key(0), Position("e", 1), fast))
     await asyncio.sleep(0)
     builder.cancel()
-    assert (await joiner).position == Pos("e", 1)
+    assert (await joiner).position == Position("e", 1)
 
 
 # ---- batching -----------------------------------------------------------------------------
@@ -176,7 +178,7 @@ async def test_positions_asked_in_one_turn_go_as_one_pipeline(real_redis: aiored
     positions = await asyncio.gather(*(batcher.position(f"A{n % 5}") for n in range(100)))
     assert counting.executes == 1  # 100 asks, one round trip
     assert await _mget_calls(real_redis) - mgets == 5  # one MGET per distinct account
-    assert positions[1] == positions[6] == Pos("ep1", 7) and positions[0] == Pos(None, 0)
+    assert positions[1] == positions[6] == Position("ep1", 7) and positions[0] == Position(None, 0)
     assert batcher.round_trips == 1 and batcher.asks == 100
 
 
@@ -195,7 +197,7 @@ async def test_an_ask_made_while_a_batch_is_out_waits_for_the_next(real_redis: a
     await asyncio.sleep(0.01)
     assert counting.executes == 1  # one in flight at a time: the late ask waits
     counting.gate.set()
-    assert (await late) == Pos("ep1", 1) and counting.executes == 2
+    assert (await late) == Position("ep1", 1) and counting.executes == 2
     assert (await early).cursor in (0, 1)
 
 

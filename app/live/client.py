@@ -32,13 +32,11 @@ from app.live.feed import STORE_ERRORS, Subscriber
 from app.live.hub import Draining, Hub
 from app.live.outbox import Outbox
 from app.live.protocol import (
-    BadPosition,
     Close,
     CloseCode,
     Message,
     ProtocolError,
     parse_inbound,
-    parse_since,
 )
 from app.live.pump import resume, start
 from app.live.session import (
@@ -49,7 +47,8 @@ from app.live.session import (
     SendPong,
     Timing,
 )
-from app.live.views import Viewer
+from app.positions import BadPosition, parse_since
+from app.visibility import Viewer
 
 log = logging.getLogger("app.live.client")
 

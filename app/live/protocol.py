@@ -1,4 +1,4 @@
-"""The live wire protocol (pure): positions, messages, close codes.
+"""The live wire protocol (pure): messages and close codes (positions: `app.positions`).
 
 Every server message is a JSON object with a `type`. Each is encoded once into
 a `Message` whose text is shared by every connection that receives it; SSE
@@ -14,56 +14,10 @@ from typing import Any, Final
 import msgspec
 
 from app import json_input
-
-# -- positions ------------------------------------------------------------------
-
-
-class BadPosition(ValueError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where a client's state stands: the account's change-log epoch and cursor.
-
-    Written `<epoch>:<cursor>`; the same text is the SSE event id, the ETag of
-    `GET /sessions/active` (quoted) and the `since` a client sends back."""
-
-    epoch: str
-    cursor: int
-
-    def __str__(self) -> str:
-        return f"{self.epoch}:{self.cursor}"
-
-    def etag(self, variant: str = "") -> str:
-        return f'"{self}{";" + variant if variant else ""}"'
-
-    @classmethod
-    def parse(cls, text: str) -> Position:
-        """`E:C`, also quoted or weak (`W/"E:C"`) as an ETag. A bare cursor has
-        no epoch: it parses, but never matches one, so it always resets."""
-        value = text.strip()
-        value = value.removeprefix("W/")
-        value = value.strip('"').split(";", 1)[0]
-        epoch, _, cursor = value.rpartition(":")
-        if not cursor.isdigit() or len(cursor) > 19:
-            raise BadPosition(f"not a position (expected <epoch>:<cursor>): {text[:80]!r}")
-        return cls(epoch, int(cursor))
-
-
-def parse_since(text: str | None) -> Position | None:
-    if text is None or not text.strip():
-        return None
-    return Position.parse(text)
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 weak comparison against an If-None-Match list."""
-    if not if_none_match:
-        return False
-    wanted = etag.removeprefix("W/")
-    return any(t.strip() == "*" or t.strip().removeprefix("W/") == wanted for t in if_none_match.split(","))
-
+from app.positions import BadPosition as BadPosition  # re-exported: part of the protocol's surface
+from app.positions import Position as Position
+from app.positions import etag_matches as etag_matches
+from app.positions import parse_since as parse_since
 
 # -- close codes ------------------------------------------------------------------
 

@@ -7,31 +7,14 @@ pair gets the same patch (at most three distinct patches per change)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from app.auth import Principal
-from app.changes import ChangeEntry, Visibility
+from app.changes import ChangeEntry
 from app.patches import Op, pointer_token
-from app.visibility import decode_scope
+from app.visibility import Viewer, visible_sessions
+
+__all__ = ["Seen", "Viewer", "ops_for", "seen", "visible_sessions"]  # the viewer and its rule: app.visibility
 
 Seen = tuple[bool, bool]
 """(saw the session before the change, sees it after)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """What decides a user's view: the rules of `GET /sessions/active`."""
-
-    account_id: str
-    endpoint_id: str | None
-    whole_account: bool
-
-    @classmethod
-    def of(cls, principal: Principal) -> Viewer:
-        return cls(principal.account_id, principal.endpoint_id, principal.sees_whole_account)
-
-    def sees(self, visibility: Visibility) -> bool:
-        return visibility.sees(self.endpoint_id, self.whole_account)
 
 
 def seen(entry: ChangeEntry, viewer: Viewer) -> Seen:
@@ -58,14 +41,3 @@ def ops_for(entry: ChangeEntry, pair: Seen) -> list[Op]:
 
 def _rooted(ops: list[Op], root: str) -> list[Op]:
     return [{**op, "path": root + op["path"]} for op in ops]
-
-
-def visible_sessions(viewer: Viewer, blobs: list[bytes]) -> dict[str, bytes]:
-    """Stored session JSON -> the viewer's state, by the same rule as the change
-    classes above (a stale index never leaks a session)."""
-    out: dict[str, bytes] = {}
-    for blob in blobs:
-        scope = decode_scope(blob)  # only the fields the rule reads, as GET /sessions/active does
-        if scope.id and scope.account_id == viewer.account_id and viewer.sees(Visibility.of(scope)):
-            out[scope.id] = blob
-    return out

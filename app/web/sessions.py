@@ -9,14 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.auth import USER, Principal, require_role
+from app.auth import USER, require_role
 from app.formats import Format, negotiate, render
-from app.live.protocol import Position, etag_matches
 from app.models import GetActiveSessionsResponse, SessionInfo
+from app.positions import Position, etag_matches
 from app.services import Services, services
-from app.snapshots import Pos, Snapshot, key_for
-from app.store import View
-from app.visibility import can_see, decode_scope
+from app.snapshots import Snapshot, key_for
+from app.visibility import Viewer, visible_sessions
 from app.web.errors import ApiError, request_format
 from app.web.requests import bearer_from_header, bearer_token
 
@@ -24,15 +23,6 @@ OPERATIONS: Final = {"getactivesessions": "GetActiveSessions", "getmysessions": 
 FORMATS: Final = ("json", "xml", "jsv", "csv")
 _decode_session = msgspec.json.Decoder(SessionInfo).decode
 CACHE_CONTROL: Final = "private, no-cache"
-
-
-def visible_sessions(principal: Principal, view: View) -> list[bytes]:
-    """The view's sessions (stored wire JSON) the principal may see, oldest
-    first. The index already scopes them; re-checking the rule here keeps a
-    stale index from ever leaking a session."""
-    pairs = [(scope, raw) for raw in view.sessions if can_see(principal, scope := decode_scope(raw))]
-    pairs.sort(key=lambda p: (p[0].date_created or "", p[0].id or ""))
-    return [raw for _, raw in pairs]
 
 
 def _operation(request: Request) -> str:
@@ -107,18 +97,18 @@ async def get_active_sessions(request: Request) -> Response:
     if_none_match = wanted.if_none_match.decode("latin-1") if wanted.if_none_match is not None else None
     reads = svc.reads
     if reads is None:  # no snapshot cache wired: build every time
-        snap = await _build(svc, principal, fmt, op_name)
+        snap = await _build(svc, Viewer.of(principal), fmt, op_name)
     else:
         # The account's position now (batched with every other read this turn),
         # read after this request arrived: a snapshot at it is current.
         position = await reads.positions.position(principal.account_id)
         if position.epoch is not None and if_none_match is not None:
-            etag = Position(position.epoch, position.cursor).etag(_variant(fmt))
+            etag = position.etag(_variant(fmt))
             if etag_matches(if_none_match, etag):
                 return _not_modified(etag)
         key = key_for(principal, fmt, op_name)
         snap = reads.snapshots.cached(key, position) or await reads.snapshots.get(
-            key, position, lambda: _build(svc, principal, fmt, op_name))
+            key, position, lambda: _build(svc, key.viewer, fmt, op_name))
     # ETag: the change-log position the view is current at (per format); 304 while unchanged.
     if etag_matches(if_none_match, snap.etag):
         return _not_modified(snap.etag)
@@ -133,10 +123,10 @@ def _not_modified(etag: str) -> Response:
     return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
 
 
-async def _build(svc: Services, principal: Principal, fmt: Format, op_name: str) -> Snapshot:
+async def _build(svc: Services, viewer: Viewer, fmt: Format, op_name: str) -> Snapshot:
     """A fresh view from Redis, rendered: the uncached path."""
-    view = await svc.store.view(principal.account_id, principal.endpoint_id, principal.sees_whole_account)
-    visible = visible_sessions(principal, view)
+    view = await svc.store.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account)
+    visible = list(visible_sessions(viewer, view.sessions).values())
     if fmt == "json":
         # Stored blobs already are the JSON wire form: splice, don't re-encode.
         body = b'{"sessions":[' + b",".join(visible) + b"]}"
@@ -148,11 +138,12 @@ async def _build(svc: Services, principal: Principal, fmt: Format, op_name: str)
         media_type = out.media_type
         if media_type.startswith("text/") and "charset=" not in media_type.lower():
             media_type += "; charset=utf-8"
-    etag = Position(view.epoch, view.cursor).etag(_variant(fmt))
+    position = Position(view.epoch, view.cursor)
+    etag = position.etag(_variant(fmt))
     headers = {**extra, "ETag": etag, "Cache-Control": CACHE_CONTROL}
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw += [(b"content-length", str(len(body)).encode()), (b"content-type", media_type.encode("latin-1"))]
-    return Snapshot(Pos(view.epoch, view.cursor), body, etag, tuple(raw))
+    return Snapshot(position, body, etag, tuple(raw))
 
 
 class _Prebuilt(Response):
