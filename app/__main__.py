@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any, Literal, TypedDict, cast
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, Settings, load_settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.port is not None:
-        os.environ["PORT"] = str(args.port)
-    if args.host is not None:
-        os.environ["HOST"] = args.host
-    settings = load_settings()  # fail fast, before uvicorn starts, on bad settings
+    from app.main import serving
+
+    given = {"host": args.host, "port": args.port}
+    # The environment and the arguments; fails fast, before uvicorn starts, on bad settings.
+    settings = load_settings(overrides={k: v for k, v in given.items() if v is not None})
     store = settings.redis_url or "embedded in-process store (no REDIS_URL)"
     if settings.log_format == "text":  # JSON logs: every line on the output is a log object
         print(f"serving on http://{settings.host}:{settings.port}  store: {store}  env: {settings.env}", flush=True)
+    workers = (args.workers or 1) if settings.redis_url else 1
+    # Worker processes import the app by name, as the Procfile does, and read the same
+    # environment; the arguments (host, port) only bind the socket, which the parent does.
+    app = "app.main:app" if workers > 1 else serving(settings)
     uvicorn.run(
-        "app.main:app", factory=True, host=settings.host, port=settings.port,
-        workers=args.workers if settings.redis_url else None, log_level=args.log_level,
-        timeout_graceful_shutdown=10, access_log=False, **websocket_options(settings.live_max_message_bytes),
+        app, factory=True, host=settings.host, port=settings.port, workers=workers, log_level=args.log_level,
+        timeout_graceful_shutdown=10, access_log=False, **websocket_options(settings),
     )
     return 0
 
@@ -37,18 +39,15 @@ class WebSocketOptions(TypedDict):
     ws_per_message_deflate: bool
 
 
-LIVE_WS_PROTOCOL = "app.live.uvicorn_ws:LiveWebSocketProtocol"
-
-
-def websocket_options(max_message_bytes: int) -> WebSocketOptions:
+def websocket_options(settings: Settings) -> WebSocketOptions:
     """uvicorn's WebSocket settings for /sessions/live; the Procfile passes the same as flags.
 
     - `websockets-sansio`: no task per connection of its own (keepalive is a loop timer), and a
       write that has room never suspends, which the live pump relies on to write without tasks.
       Run as `app.live.uvicorn_ws:LiveWebSocketProtocol`, which only drops the upgrade request
       and the 101 response uvicorn would keep for the socket's life (~4.5 KiB per idle socket).
-      `UVICORN_WS` picks another implementation (`websockets-sansio`: the stock one), for
-      comparisons only.
+      The `uvicorn_ws` setting (UVICORN_WS) picks another implementation
+      (`websockets-sansio`: the stock one), for comparisons only.
     - `ws_max_size`: an inbound message over LIVE_MAX_MESSAGE_BYTES is refused by the frame
       parser (close 1009) before it is buffered, not after.
     - `ws_max_queue`: inbound messages held for the app; the protocol's are rare and tiny.
@@ -58,8 +57,8 @@ def websocket_options(max_message_bytes: int) -> WebSocketOptions:
     - `ws_per_message_deflate=False`: compression would keep a zlib context per socket (tens
       of KiB) and compress every frame once per socket, undoing encode-once."""
     return {
-        "ws": cast(Any, os.environ.get("UVICORN_WS", LIVE_WS_PROTOCOL)),
-        "ws_max_size": max_message_bytes,
+        "ws": cast(Any, settings.uvicorn_ws),
+        "ws_max_size": settings.live_max_message_bytes,
         "ws_max_queue": 4,
         "ws_ping_interval": 0.0,
         "ws_per_message_deflate": False,

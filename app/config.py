@@ -1,7 +1,9 @@
 """Typed settings, read once at start-up and injected. In order, later wins:
 the packaged defaults (`app/defaults/default.toml`, then `app/defaults/<env>.toml`),
 the deployment's overrides (`<CONFIG_DIR>/default.toml`, `<CONFIG_DIR>/<env>.toml`;
-CONFIG_DIR is `./config` unless set), then the environment (upper-case names)."""
+CONFIG_DIR is `./config` unless set), the environment (upper-case names), then what a
+command passes in (`python -m app serve --port`; `load_settings(overrides=...)`). Nothing
+writes the environment to pass settings on."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ import msgspec
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"  # inside the package (the wheel too)
 CONFIG_DIR = Path("config")  # the deployment's overrides, relative to the working directory
+
+
+UVICORN_WS_NAMES = ("websockets-sansio", "websockets", "wsproto", "auto", "none")  # uvicorn's own
 
 
 class ConfigError(Exception):
@@ -77,6 +82,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Browser origins besides the service's own that may use it (comma-separated): cookie
     # credentials from them are accepted, and the client module, SSE and long-poll answer CORS.
     allowed_origins: str = ""
+    # uvicorn's WebSocket implementation under `python -m app serve` (the Procfile passes `--ws`):
+    # the service's (app.live.uvicorn_ws); `websockets-sansio`, the stock one, is for comparisons.
+    uvicorn_ws: str = "app.live.uvicorn_ws:LiveWebSocketProtocol"
 
     @property
     def production(self) -> bool:
@@ -106,6 +114,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("production needs a shared Redis: set REDIS_URL (or REDIS_SENTINELS)")
         if self.redis_wait_replicas < 0 or self.redis_wait_timeout_ms <= 0:
             raise ConfigError("REDIS_WAIT_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
+        if self.uvicorn_ws not in UVICORN_WS_NAMES and ":" not in self.uvicorn_ws:
+            raise ConfigError(f"UVICORN_WS must be one of {', '.join(UVICORN_WS_NAMES)} or module:Class, "
+                              f"not {self.uvicorn_ws!r}")
         if self.allowed_origins:
             from app.web.origins import parse_origins
 
@@ -139,20 +150,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, config_dir: Path | None = None
+    environ: Mapping[str, str] | None = None, config_dir: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the packaged defaults, the override files and the environment; fail clearly if unusable."""
+    """Merge the packaged defaults, the override files, the environment and then `overrides`
+    (field names: what a command line says, e.g. `{"port": 9000}`); fail clearly if unusable."""
     environ = os.environ if environ is None else environ
-    overrides = config_dir or Path(environ.get("CONFIG_DIR") or CONFIG_DIR)
-    values = {**_read_toml(DEFAULTS_DIR / "default.toml"), **_read_toml(overrides / "default.toml")}
+    deployment = config_dir or Path(environ.get("CONFIG_DIR") or CONFIG_DIR)
+    values = {**_read_toml(DEFAULTS_DIR / "default.toml"), **_read_toml(deployment / "default.toml")}
     env = environ.get("APP_ENV") or values.get("env", "development")
     values.update(_read_toml(DEFAULTS_DIR / f"{env}.toml"))
-    values.update(_read_toml(overrides / f"{env}.toml"))
+    values.update(_read_toml(deployment / f"{env}.toml"))
     values["env"] = env
     for name in Settings.__struct_fields__:
         raw = environ.get(name.upper())
         if raw is not None:
             values[name] = raw
+    values.update(overrides or {})
     try:
         settings = msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:

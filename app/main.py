@@ -1,10 +1,16 @@
-"""The one place that wires settings, Redis, the store and the routes together."""
+"""The one place that wires settings, Redis, the store and the routes together.
+
+`build_services` makes every object the app runs on when the app is created (so an app
+driven without its lifespan, e.g. by httpx's ASGITransport, has them all too); the
+lifespan starts and stops what runs in the background. Settings come in as an argument:
+`app()` (the Procfile's `uvicorn --factory app.main:app`) reads them from the environment,
+`python -m app serve` builds them from its arguments and the environment (`serving`)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,17 +33,22 @@ from app.services import Services
 from app.snapshots import SnapshotReads, Snapshots
 from app.web import console, errors, events, health, live, sessions, twilio
 from app.web.origins import ClientCors, OriginPolicy
+from app.web.twilio import TwilioWebhooks
 
 
 def build_services(settings: Settings, redis: Redis) -> Services:
-    verifier = build_verifier(settings)
     store = MeasuredStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
-    reads = SnapshotReads(PositionBatcher(redis), Snapshots())
-    svc = Services(settings=settings, store=store, verifier=verifier, live=hub, reads=reads,
-                   origins=OriginPolicy(settings))
-    svc.extras["metrics"] = metrics.build_registry(svc)
-    return svc
+    return Services(
+        settings=settings,
+        store=store,
+        verifier=build_verifier(settings),
+        live=hub,
+        reads=SnapshotReads(PositionBatcher(redis), Snapshots()),
+        origins=OriginPolicy(settings),
+        twilio=TwilioWebhooks(store, settings),
+        metrics=metrics.Metrics(store, hub),
+    )
 
 
 LIVE_PATH = "/sessions/live"
@@ -66,10 +77,9 @@ def _route_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-def create_app(settings: Settings | None = None, redis: Redis | Any | None = None) -> Starlette:
+def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlette:
     """The app on `redis` (a `Redis`, or a redis-py client for one node), else on
     the Redis the settings name."""
-    settings = settings or load_settings()
     owns_redis = redis is None
     client = wrap(redis) if redis is not None else connect(settings)
     svc = build_services(settings, client)
@@ -77,7 +87,6 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = svc.live
-        assert hub is not None
         try:  # learn the topology (one node or a cluster, its slot map) now, not on the first request
             await client.ready()
         except REDIS_DOWN as exc:  # Redis not up yet: /health says so, and the first use retries
@@ -93,7 +102,7 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
             if owns_redis:
                 await client.aclose()
 
-    allowed = svc.origins.allowed if svc.origins is not None else frozenset()
+    allowed = svc.origins.allowed
     cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
     app = App(
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
@@ -110,8 +119,15 @@ def create_app(settings: Settings | None = None, redis: Redis | Any | None = Non
     return app
 
 
+def serving(settings: Settings) -> Callable[[], Starlette]:
+    """A uvicorn factory for these settings: the app is built when the server loads it,
+    in the server's event loop, with the service's logging."""
+    def factory() -> Starlette:
+        configure_logging(settings)
+        return create_app(settings)
+    return factory
+
+
 def app() -> Starlette:
-    """Uvicorn factory: `uvicorn --factory app.main:app`."""
-    settings = load_settings()
-    configure_logging(settings)
-    return create_app(settings)
+    """Uvicorn factory: `uvicorn --factory app.main:app`, on the settings the environment gives."""
+    return serving(load_settings())()

@@ -1,9 +1,11 @@
-"""The objects the app runs on, built once in the lifespan and handed to routes."""
+"""The objects the app runs on: built once, all together, by `app.main.build_services`
+(when the app is created, not on a request), started and stopped by the lifespan, and
+handed to routes through `services(conn)`. Every field is set; nothing is added later."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
@@ -13,20 +15,23 @@ from app.observability.context import note_account
 from app.snapshots import SnapshotReads
 from app.store import SessionStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # built from these modules, which import this one for `services`
     from app.live.hub import Hub
+    from app.observability.metrics import Metrics
     from app.web.origins import OriginPolicy
+    from app.web.twilio import TwilioWebhooks
 
 
-@dataclass
+@dataclass(slots=True)
 class Services:
     settings: Settings
     store: SessionStore
     verifier: TokenVerifier
-    extras: dict[str, Any] = field(default_factory=dict)
-    live: Hub | None = None  # live push; started and stopped by the lifespan
-    reads: SnapshotReads | None = None  # cached, position-validated GET /sessions/active
-    origins: OriginPolicy | None = None  # which pages may use cookie credentials (app.web.origins)
+    live: Hub  # live push; started and stopped by the lifespan
+    reads: SnapshotReads  # cached, position-validated GET /sessions/active
+    origins: OriginPolicy  # which pages may use cookie credentials (app.web.origins)
+    twilio: TwilioWebhooks  # the Twilio callbacks' tokens, public URL and ingester
+    metrics: Metrics  # what GET /metrics reads at scrape time
 
     async def authenticate(self, token: str | None) -> Principal:
         principal = await self.verifier.authenticate(token)

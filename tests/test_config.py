@@ -44,3 +44,17 @@ def test_packaged_defaults_then_config_dir_overrides_then_environment(tmp_path: 
     (tmp_path / "development.toml").write_text('port = 9200\n')
     s = load_settings({"CONFIG_DIR": str(tmp_path), "MAX_EVENTS_PER_BATCH": "9"})
     assert (s.port, s.max_events_per_batch) == (9200, 9)
+
+
+def test_what_a_command_passes_in_wins_over_the_environment_and_is_checked() -> None:
+    s = load_settings({"APP_ENV": "test", "PORT": "9123", "HOST": "0.0.0.0"}, overrides={"port": 9200})
+    assert s.port == 9200 and s.host == "0.0.0.0"
+    with pytest.raises(ConfigError, match="no_such_setting"):
+        load_settings({"APP_ENV": "test"}, overrides={"no_such_setting": 1})
+
+
+def test_uvicorn_ws_is_a_setting() -> None:
+    assert load_settings({"APP_ENV": "test"}).uvicorn_ws == "app.live.uvicorn_ws:LiveWebSocketProtocol"
+    assert load_settings({"APP_ENV": "test", "UVICORN_WS": "websockets-sansio"}).uvicorn_ws == "websockets-sansio"
+    with pytest.raises(ConfigError, match="UVICORN_WS"):
+        load_settings({"APP_ENV": "test", "UVICORN_WS": "fastest"})

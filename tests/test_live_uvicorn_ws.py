@@ -10,13 +10,20 @@ import logging
 import socket
 from typing import Any
 
+import msgspec
 import pytest
 import uvicorn
 import websockets
 
 from app.__main__ import websocket_options
+from app.config import load_settings
+from app.live.pump import resume, start
 from app.live.uvicorn_ws import Flag, Inbox, LiveWebSocketProtocol
 from tests.support.processes import free_port
+
+SETTINGS = load_settings({"APP_ENV": "test"})
+OPTIONS = websocket_options(SETTINGS)  # as `python -m app serve` runs uvicorn
+STOCK = websocket_options(msgspec.structs.replace(SETTINGS, uvicorn_ws="websockets-sansio"))
 
 
 async def test_inbox_is_fifo_wakes_its_reader_and_refuses_a_second_one() -> None:
@@ -68,7 +75,7 @@ async def test_a_real_socket_keeps_no_handshake_and_echoes() -> None:
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(echo, host="127.0.0.1", port=port, log_level="warning",
-                                           **websocket_options(65536)))
+                                           **OPTIONS))
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -87,15 +94,44 @@ async def test_a_real_socket_keeps_no_handshake_and_echoes() -> None:
         await task
 
 
+# -- what the subclass relies on in uvicorn's private class -------------------------------
+
+async def test_the_stock_class_still_keeps_what_the_subclass_replaces() -> None:
+    """LiveWebSocketProtocol overrides attributes and methods of uvicorn's private
+    websockets_sansio_impl by name. Renamed or gone in an upgrade, the subclass would
+    quietly stop saving anything (or break): this fails instead."""
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    stock_class = next(c for c in LiveWebSocketProtocol.__mro__ if c.__name__ == "WebSocketsSansIOProtocol")
+    for name in ("handle_connect", "start_keepalive", "data_received", "send", "run_asgi", "shutdown"):
+        assert callable(getattr(stock_class, name)), name
+    async with Served(app, STOCK) as served:
+        async with websockets.connect(f"ws://127.0.0.1:{served.port}/"):
+            while not served.connections:
+                await asyncio.sleep(0.01)
+            [conn] = served.connections
+            assert type(conn) is stock_class
+            seen = [conn.request, conn.response, conn.queue, conn.writable, conn.conn.handshake_exc,
+                    conn.close_timer, conn.handshake_initiated, conn.handshake_complete, conn.close_sent]
+    request, response, queue, writable, *_ = seen
+    assert request is not None and response is not None and response.status_code == 101
+    assert type(queue) is asyncio.Queue and type(writable) is asyncio.Event
+
+
 # -- how connections end (the fixes over the stock class) ---------------------------------
 
 class Served:
     """`app` on a real uvicorn server with the service's WebSocket options, in this loop."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, options: Any = OPTIONS) -> None:
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info", log_config=None,
-                                lifespan="off", **websocket_options(65536))
+                                lifespan="off", **options)
         self.server = uvicorn.Server(config)
 
     async def __aenter__(self) -> "Served":
@@ -218,3 +254,37 @@ async def test_shutdown_does_not_wait_for_a_stalled_reader() -> None:
         await served.__aexit__()  # bounded: fails (TimeoutError) if shutdown waits on the socket
     finally:
         sock.close()
+
+
+async def test_the_pump_writes_through_the_protocol_and_resumes_a_write_that_blocked() -> None:
+    """app.live.pump steps uvicorn's `send` by hand: a write with room finishes in `start`,
+    one to a reader that stopped reading suspends, and `resume` finishes it once it reads."""
+    blocked, resumed = asyncio.Event(), asyncio.Event()
+    writes: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        frame = {"type": "websocket.send", "bytes": b"x" * 65536}
+        while True:
+            coro = send(frame)
+            done, waiting = start(coro)
+            writes.append(done)
+            if not done:
+                break
+        blocked.set()
+        await resume(coro, waiting)
+        resumed.set()
+
+    async with Served(app) as served:
+        sock = stalled_client_socket(served.port)
+        try:
+            await asyncio.wait_for(blocked.wait(), 10)
+            assert writes[0] and not writes[-1]  # the first had room; the last waited
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(10):
+                while not resumed.is_set():
+                    assert await loop.sock_recv(sock, 1 << 20)
+        finally:
+            sock.close()

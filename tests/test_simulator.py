@@ -182,6 +182,17 @@ def test_cli_simulate_needs_a_twilio_token() -> None:
     assert done.returncode == 2 and "--twilio-token" in done.stderr
 
 
+def test_demo_settings_are_built_without_writing_the_environment() -> None:
+    from app.simulator.demo import DEMO_TWILIO_TOKEN, demo_settings
+
+    before = dict(os.environ)
+    s = demo_settings("127.0.0.1", 9321, {"REDIS_URL": "redis://elsewhere:6379/0", "APP_ENV": "production",
+                                          "TWILIO_AUTH_TOKEN": ""})
+    assert dict(os.environ) == before
+    assert (s.env, s.redis_url, s.port, s.twilio_auth_token) == ("development", "", 9321, DEMO_TWILIO_TOKEN)
+    assert s.public_url == "http://127.0.0.1:9321"
+
+
 def test_demo_prints_a_console_url_and_a_token_that_sees_live_calls_within_seconds() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "APP_ENV", "TWILIO_AUTH_TOKEN")}

@@ -16,9 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.auth import api_key_matches
-from app.redis_io import REDIS_DOWN
-from app.services import Services, services
+from app.live.hub import Hub
 from app.observability.tally import TALLY, Histogram, Tally
+from app.redis_io import REDIS_DOWN
+from app.services import services
+from app.store import SessionStore
 from app.twilio.deadletters import DeadLetters
 from app.web.errors import ApiError
 from app.web.requests import bearer_from_header
@@ -36,8 +38,9 @@ def _histogram(name: str, doc: str, hist: Histogram, labels: dict[str, str] | No
 
 
 class ServiceCollector(Collector):
-    def __init__(self, svc: Services, tally: Tally = TALLY) -> None:
-        self._svc = svc
+    def __init__(self, store: SessionStore, hub: Hub, tally: Tally = TALLY) -> None:
+        self._store = store
+        self._hub = hub
         self._tally = tally
         self.dead_letters: int | None = None  # read from Redis by the route before each scrape
 
@@ -55,7 +58,7 @@ class ServiceCollector(Collector):
         yield rejected
         yield _histogram(f"{PREFIX}_commit_seconds", "Store commit latency (all round trips of one commit)",
                          t.commit_seconds)
-        writers = self._svc.store.redis.writers  # one per Redis node this process talks to
+        writers = self._store.redis.writers  # one per Redis node this process talks to
         yield CounterMetricFamily(f"{PREFIX}_redis_writes", "Socket writes to Redis (each one or more "
                                   "batches of commands), all nodes", value=sum(w.writes for w in writers))
         yield CounterMetricFamily(f"{PREFIX}_redis_batches", "Command batches sent to Redis, all nodes",
@@ -77,9 +80,7 @@ class ServiceCollector(Collector):
                                     "(shared by every process)", value=self.dead_letters)
 
     def _live(self, t: Tally) -> Iterator[Metric]:
-        hub = self._svc.live
-        if hub is None:
-            return
+        hub = self._hub
         streaming = {kind: max(0, t.streaming.get(kind, 0)) for kind in ("sse", "long-poll")}
         connections = GaugeMetricFamily(f"{PREFIX}_live_connections", "Open live connections by transport",
                                         labels=["transport"])
@@ -107,12 +108,16 @@ class ServiceCollector(Collector):
                                   "inbox (recovered by the position check)", value=s.dropped_publications)
 
 
-def build_registry(svc: Services) -> tuple[CollectorRegistry, ServiceCollector]:
-    registry = CollectorRegistry()
-    collector = ServiceCollector(svc)
-    registry.register(collector)
-    ProcessCollector(registry=registry)  # RSS, CPU, open fds
-    return registry, collector
+class Metrics:
+    """This process's registry: the service's counters and the process's (RSS, CPU, open fds)."""
+
+    __slots__ = ("registry", "collector")
+
+    def __init__(self, store: SessionStore, hub: Hub) -> None:
+        self.registry = CollectorRegistry()
+        self.collector = ServiceCollector(store, hub)
+        self.registry.register(self.collector)
+        ProcessCollector(registry=self.registry)
 
 
 async def metrics(request: Request) -> Response:
@@ -120,7 +125,7 @@ async def metrics(request: Request) -> Response:
     expected = svc.settings.metrics_token
     if expected and not api_key_matches(bearer_from_header(request.headers.get("authorization")), expected):
         raise ApiError(401, "Unauthorized", "Metrics need Authorization: Bearer <METRICS_TOKEN>")
-    registry, collector = svc.extras["metrics"]
+    registry, collector = svc.metrics.registry, svc.metrics.collector
     s = svc.settings
     try:
         collector.dead_letters = await DeadLetters(svc.store.redis, s.dead_letter_max_len, 0).count()

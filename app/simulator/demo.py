@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import uvicorn
 
@@ -25,20 +26,20 @@ def local_url(host: str, port: int) -> str:
     return f"http://{'127.0.0.1' if host in ('', '0.0.0.0', '::') else host}:{port}"
 
 
-def demo_settings(host: str | None, port: int | None) -> Settings:
+def demo_settings(host: str | None, port: int | None, environ: Mapping[str, str] = os.environ) -> Settings:
     """Development settings on the embedded store, with a Twilio token and a public
-    URL that the simulator signs with (whatever the environment says)."""
-    os.environ["APP_ENV"] = "development"
-    os.environ["REDIS_URL"] = ""
+    URL that the simulator signs with (whatever the environment says). The demo's
+    server is built from them in this process: nothing is passed through the environment."""
+    environ = {**environ, "APP_ENV": "development"}
+    given: dict[str, Any] = {"redis_url": "", "redis_sentinels": ""}
     if host:
-        os.environ["HOST"] = host
+        given["host"] = host
     if port is not None:
-        os.environ["PORT"] = str(port)
-    settings = load_settings()
-    if not settings.twilio_auth_token:
-        os.environ["TWILIO_AUTH_TOKEN"] = DEMO_TWILIO_TOKEN
-    os.environ["PUBLIC_URL"] = local_url(settings.host, settings.port)
-    return load_settings()
+        given["port"] = port
+    settings = load_settings(environ, overrides=given)
+    given["public_url"] = local_url(settings.host, settings.port)
+    given["twilio_auth_token"] = settings.twilio_auth_token or DEMO_TWILIO_TOKEN
+    return load_settings(environ, overrides=given)
 
 
 def banner(url: str, token: str) -> str:

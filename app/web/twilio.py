@@ -20,7 +20,8 @@ from typing import Any
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.services import Services
+from app.config import Settings
+from app.store import SessionStore
 from app.twilio.callbacks import MAX_BODY_BYTES, CallbackInvalid, form_pairs, parse
 from app.twilio.ingest import Ingest, letter_for
 from app.twilio.signature import TokenBook, base_variants, matches, url_variants
@@ -31,15 +32,14 @@ log = logging.getLogger("app.twilio")
 
 
 class TwilioWebhooks:
-    """Built once per app from settings: the tokens and the ingester."""
+    """Built once per app (`app.main.build_services`): the tokens and the ingester."""
 
-    def __init__(self, svc: Services) -> None:
-        s = svc.settings
+    def __init__(self, store: SessionStore, s: Settings) -> None:
         self.tokens = TokenBook.from_settings(s.twilio_auth_token, s.twilio_auth_token_secondary, s.twilio_auth_tokens)
         self.public_url = s.public_url.rstrip("/")
         self.public_variants = base_variants(self.public_url) if self.public_url else None
         self.max_body = min(s.max_body_bytes, MAX_BODY_BYTES)
-        self.ingest = Ingest(svc.store, s)
+        self.ingest = Ingest(store, s)
         if not self.tokens.configured:
             log.warning("no Twilio auth token configured (TWILIO_AUTH_TOKEN): every callback is refused")
 
@@ -64,14 +64,6 @@ class TwilioWebhooks:
         return base + path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
 
 
-def webhooks(svc: Services) -> TwilioWebhooks:
-    hooks = svc.extras.get("twilio")
-    if hooks is None:
-        hooks = svc.extras["twilio"] = TwilioWebhooks(svc)
-    assert isinstance(hooks, TwilioWebhooks)
-    return hooks
-
-
 class Webhook:
     """One of the two routes, as a plain ASGI app."""
 
@@ -81,7 +73,7 @@ class Webhook:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = self.kind
-        hooks = webhooks(scope["app"].state.services)
+        hooks: TwilioWebhooks = scope["app"].state.services.twilio
         declared = signature = None
         host = ""
         for name, value in scope["headers"]:  # the first of each, as Request.headers.get gives
