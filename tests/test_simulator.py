@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from app import keys
 from app.config import Settings
+from app.demo_users import demo_identity
 from app.simulator.cast import DEMO_CAST, build_cast
 from app.simulator.flows import FLOWS, Call, Callback, PlatformEvent, build_call
 from app.simulator.runner import Plan, Simulator
@@ -74,6 +75,11 @@ def test_callbacks_are_signed_as_twilio_signs_them() -> None:
 def test_the_cast_is_seeded_and_its_first_account_is_the_demo_one() -> None:
     assert build_cast(seed=7) == build_cast(seed=7)
     assert DEMO_CAST.demo.account_id == "acme" and DEMO_CAST.demo.agents[0].name == "Alice"
+    demo = DEMO_CAST.demo
+    for person, manager in ((demo.agents[0], False), (demo.manager, True)):
+        who = demo_identity(manager)
+        assert (who["account_id"], who["sub"], who["endpoint_id"], who["name"]) == (
+            demo.account_id, person.user_id, person.endpoint_id, person.name)
     sids = {a.twilio_sid for a in build_cast(accounts=8).accounts}
     assert len(sids) == 8 and all(s.startswith("AC") and len(s) == 34 for s in sids)
 

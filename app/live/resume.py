@@ -7,17 +7,27 @@ returns the replay, or why a fresh snapshot (marked `reset`) is needed instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from app.changes import Change
 from app.live import protocol
 from app.live.protocol import Message, Position
 from app.live.views import Viewer, ops_for, seen, visible_sessions
 
-if TYPE_CHECKING:  # the store is an adapter; this module only needs its shape
-    from app.store import View
-
 ResetReason = Literal["epoch", "ahead", "trimmed", "too-far"]
+
+
+class View(Protocol):
+    """A snapshot's shape (the store's `View` has it): where it stands, and its sessions' wire JSON."""
+
+    @property
+    def epoch(self) -> str: ...
+
+    @property
+    def cursor(self) -> int: ...
+
+    @property
+    def sessions(self) -> list[bytes]: ...
 
 
 class ChangeSource(Protocol):

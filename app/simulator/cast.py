@@ -1,7 +1,7 @@
 """Who the simulated calls are between (pure): accounts with their agents,
 Twilio numbers and AccountSids, and a pool of customers. Seeded, so a run can
-be repeated, and the first account is always the demo account the console's
-dev sign-in and `python -m app demo` use."""
+be repeated, and the first account is always the demo account, with the two
+people (`app.demo_users`) the console's dev sign-in and `python -m app demo` use."""
 
 from __future__ import annotations
 
@@ -88,11 +88,3 @@ def _account(index: int, agents: int) -> Account:
 
 DEMO_CAST: Final = build_cast()
 
-
-def demo_identity(manager: bool) -> dict[str, object]:
-    """Claims for a token of the demo account's first agent, or its manager."""
-    account = DEMO_CAST.demo
-    person = account.manager if manager else account.agents[0]
-    roles = ["User", "Manager"] if manager else ["User"]
-    return {"sub": person.user_id, "account_id": account.account_id, "endpoint_id": person.endpoint_id,
-            "roles": roles, "name": person.name}

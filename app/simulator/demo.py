@@ -14,7 +14,8 @@ import uvicorn
 
 from app.auth import mint_token
 from app.config import Settings, load_settings
-from app.simulator.cast import DEMO_CAST, demo_identity
+from app.demo_users import demo_identity
+from app.simulator.cast import DEMO_CAST
 from app.simulator.runner import Plan, simulate
 
 DEMO_TWILIO_TOKEN: Final = "demo-twilio-auth-token-not-secret"
@@ -65,7 +66,7 @@ async def run(settings: Settings, plan: Plan) -> None:
             raise SystemExit(f"the server did not start on {settings.host}:{settings.port}")
         await asyncio.sleep(0.05)
     url = local_url(settings.host, settings.port)
-    token = mint_token(settings.jwt_verify_key(), ttl_seconds=TOKEN_TTL, **demo_identity(manager=True))  # type: ignore[arg-type]
+    token = mint_token(settings.jwt_verify_key(), ttl_seconds=TOKEN_TTL, **demo_identity(manager=True))
     sys.stdout.write(banner(url, token))
     sys.stdout.flush()
     traffic = asyncio.create_task(simulate(url, public_url=settings.public_url, twilio_token=settings.twilio_auth_token,

@@ -20,8 +20,8 @@ from starlette.types import Scope
 from app import json_input
 from app.auth import mint_token
 from app.config import Settings
+from app.demo_users import demo_identity
 from app.services import services
-from app.simulator.cast import demo_identity
 from app.web.errors import ApiError
 from app.web.requests import read_body
 
@@ -85,7 +85,7 @@ async def dev_token(request: Request) -> JSONResponse:
         raise ApiError(400, "ValidationError", "role must be 'agent' or 'manager'")
     identity = demo_identity(manager=wanted.role == "manager")
     now = time.time()
-    token = mint_token(settings.jwt_verify_key(), ttl_seconds=DEV_TOKEN_TTL, now=now, **identity)  # type: ignore[arg-type]
+    token = mint_token(settings.jwt_verify_key(), ttl_seconds=DEV_TOKEN_TTL, now=now, **identity)
     return JSONResponse({"token": token, "expiresAt": int(now) + DEV_TOKEN_TTL},
                         headers={"Cache-Control": "no-store"})
 
