@@ -110,14 +110,13 @@ async def test_the_stock_class_still_keeps_what_the_subclass_replaces() -> None:
     stock_class = next(c for c in LiveWebSocketProtocol.__mro__ if c.__name__ == "WebSocketsSansIOProtocol")
     for name in ("handle_connect", "start_keepalive", "data_received", "send", "run_asgi", "shutdown"):
         assert callable(getattr(stock_class, name)), name
-    async with Served(app, STOCK) as served:
-        async with websockets.connect(f"ws://127.0.0.1:{served.port}/"):
-            while not served.connections:
-                await asyncio.sleep(0.01)
-            [conn] = served.connections
-            assert type(conn) is stock_class
-            seen = [conn.request, conn.response, conn.queue, conn.writable, conn.conn.handshake_exc,
-                    conn.close_timer, conn.handshake_initiated, conn.handshake_complete, conn.close_sent]
+    async with Served(app, STOCK) as served, websockets.connect(f"ws://127.0.0.1:{served.port}/"):
+        while not served.connections:
+            await asyncio.sleep(0.01)
+        [conn] = served.connections
+        assert type(conn) is stock_class
+        seen = [conn.request, conn.response, conn.queue, conn.writable, conn.conn.handshake_exc,
+                conn.close_timer, conn.handshake_initiated, conn.handshake_complete, conn.close_sent]
     request, response, queue, writable, *_ = seen
     assert request is not None and response is not None and response.status_code == 101
     assert type(queue) is asyncio.Queue and type(writable) is asyncio.Event

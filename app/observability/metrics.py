@@ -111,7 +111,7 @@ class ServiceCollector(Collector):
 class Metrics:
     """This process's registry: the service's counters and the process's (RSS, CPU, open fds)."""
 
-    __slots__ = ("registry", "collector")
+    __slots__ = ("collector", "registry")
 
     def __init__(self, store: SessionStore, hub: Hub) -> None:
         self.registry = CollectorRegistry()
