@@ -16,7 +16,8 @@ import logging
 
 from app import keys
 from app.redis_io import REDIS_DOWN, Redis, wrap
-from app.snapshots import Pos
+from app.redis_io.replies import text
+from app.positions import Position
 from app.store import StoreUnavailable
 
 log = logging.getLogger("app.redis_batch")
@@ -27,16 +28,16 @@ class PositionBatcher:
         self.redis = wrap(redis)
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
-        self._pending: dict[str, list[asyncio.Future[Pos]]] = {}
+        self._pending: dict[str, list[asyncio.Future[Position]]] = {}
         self._scheduled = False
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.round_trips = 0  # batches sent
         self.asks = 0
 
-    async def position(self, account_id: str) -> Pos:
+    async def position(self, account_id: str) -> Position:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Pos] = loop.create_future()
+        future: asyncio.Future[Position] = loop.create_future()
         waiters = self._pending.get(account_id)
         if waiters is None:
             self._pending[account_id] = [future]
@@ -59,7 +60,7 @@ class PositionBatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _take(self) -> dict[str, list[asyncio.Future[Pos]]]:
+    def _take(self) -> dict[str, list[asyncio.Future[Position]]]:
         if len(self._pending) <= self.max_batch:
             batch, self._pending = self._pending, {}
             return batch
@@ -68,7 +69,7 @@ class PositionBatcher:
             batch[account] = self._pending.pop(account)
         return batch
 
-    async def _send(self, batch: dict[str, list[asyncio.Future[Pos]]]) -> None:
+    async def _send(self, batch: dict[str, list[asyncio.Future[Position]]]) -> None:
         try:
             accounts = list(batch)
             self.round_trips += 1
@@ -88,7 +89,7 @@ class PositionBatcher:
                     _fail({account: batch[account]}, StoreUnavailable(str(reply)))
                     continue
                 epoch, seq = reply
-                pos = Pos(_text(epoch) if epoch is not None else None, int(seq or 0))
+                pos = Position(text(epoch) if epoch is not None else None, int(seq or 0))
                 for future in batch[account]:
                     if not future.done():
                         future.set_result(pos)
@@ -109,12 +110,8 @@ class PositionBatcher:
         self._pending = {}
 
 
-def _fail(batch: dict[str, list[asyncio.Future[Pos]]], exc: BaseException) -> None:
+def _fail(batch: dict[str, list[asyncio.Future[Position]]], exc: BaseException) -> None:
     for waiters in batch.values():
         for future in waiters:
             if not future.done():
                 future.set_exception(exc)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

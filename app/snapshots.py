@@ -25,7 +25,6 @@ from app.auth import Principal
 from app.positions import Position
 from app.visibility import Viewer
 
-Pos = Position  # the name `redis_batch` still imports: the same type, not a second one
 
 
 class SnapshotKey(NamedTuple):

@@ -26,6 +26,7 @@ from app.config import Settings
 from app.models import SessionInfo
 from app.records import SessionRecord
 from app.redis_io import REDIS_DOWN, Command, Redis, wrap
+from app.redis_io.replies import raise_errors, text
 from app.visibility import is_active, session_endpoints
 
 Transition = Callable[[SessionRecord | None], SessionRecord | None]
@@ -136,7 +137,7 @@ class SessionStore:
         if claim:  # claim it now, atomically: SET NX GET answers the owner from before
             commands.append(("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET"))
         commands.extend(("EXISTS", link.key) for link in links)
-        replies = _raise_errors(await self._run(commands))
+        replies = raise_errors(await self._run(commands))
         if marker and replies[0]:
             return _Read(seen=True)
         rest = replies[1:] if marker else replies
@@ -144,7 +145,7 @@ class SessionStore:
         found = rest[2:] if claim else rest[1:]
         return _Read(
             seen=False, record=_record(*rest[0]),
-            owner=_text(owner) if owner is not None else None,
+            owner=text(owner) if owner is not None else None,
             missing=tuple(i for i, exists in enumerate(found) if not exists),
         )
 
@@ -161,8 +162,8 @@ class SessionStore:
             [index, keys.seq(account_id), keys.epoch(account_id), keys.epoch_generation(account_id)],
             [keys.session(account_id, ""), new_epoch()],
         )
-        [reply] = _raise_errors(await self._run([call]))
-        return View(epoch=_text(reply[0]), cursor=int(reply[1]), sessions=list(reply[2:]))
+        [reply] = raise_errors(await self._run([call]))
+        return View(epoch=text(reply[0]), cursor=int(reply[1]), sessions=list(reply[2:]))
 
     def _position_call(self, account_id: str) -> Command:
         return self._epoch_lua.call(
@@ -170,11 +171,11 @@ class SessionStore:
 
     async def position(self, account_id: str) -> tuple[str, int]:
         """The account's (epoch, cursor), starting its epoch if it has none."""
-        [reply] = _raise_errors(await self._run([self._position_call(account_id)]))
-        return _text(reply[0]), int(reply[1])
+        [reply] = raise_errors(await self._run([self._position_call(account_id)]))
+        return text(reply[0]), int(reply[1])
 
     async def cursor(self, account_id: str) -> int:
-        [seq] = _raise_errors(await self._run([("GET", keys.seq(account_id))]))
+        [seq] = raise_errors(await self._run([("GET", keys.seq(account_id))]))
         return int(seq or 0)
 
     async def epoch(self, account_id: str) -> str:
@@ -186,11 +187,11 @@ class SessionStore:
         # One batch, in this order on the account's node: the head first (every
         # change up to it is already in the log: INCR and XADD are one script);
         # read after the log, a commit in between would look like a trim.
-        position, rows = _raise_errors(await self._run([
+        position, rows = raise_errors(await self._run([
             self._position_call(account_id),
             ("XRANGE", keys.changes(account_id), f"({cursor}-0", "+", "COUNT", limit + 1),
         ]))
-        epoch, head = _text(position[0]), int(position[1])
+        epoch, head = text(position[0]), int(position[1])
         if len(rows) > limit:
             return None
         changes = [_change(account_id, epoch, eid, fields) for eid, fields in rows]
@@ -201,8 +202,8 @@ class SessionStore:
 
     async def owners(self, session_ids: list[str]) -> dict[str, str | None]:
         """Each session's account (one GET each: owner keys are in different slots)."""
-        values = _raise_errors(await self._run([("GET", keys.owner(s)) for s in session_ids])) if session_ids else []
-        return {sid: (_text(v) if v is not None else None) for sid, v in zip(session_ids, values)}
+        values = raise_errors(await self._run([("GET", keys.owner(s)) for s in session_ids])) if session_ids else []
+        return {sid: (text(v) if v is not None else None) for sid, v in zip(session_ids, values)}
 
     # -- writes -----------------------------------------------------------------
     @property
@@ -211,10 +212,10 @@ class SessionStore:
 
     async def claim(self, session_id: str, account_id: str) -> None:
         """Bind a session id to an account for life; raise if another owns it."""
-        [previous] = _raise_errors(await self._run(
+        [previous] = raise_errors(await self._run(
             [("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET")]))
-        if previous is not None and _text(previous) != account_id:
-            raise OwnershipConflict(session_id, _text(previous))
+        if previous is not None and text(previous) != account_id:
+            raise OwnershipConflict(session_id, text(previous))
 
     async def commit(
         self,
@@ -269,7 +270,7 @@ class SessionStore:
                 commands = _link(missing, account_id, session_id, ttl)
                 if marker:
                     commands.append(("SET", marker, "1", "EX", self._settings.dedupe_ttl_seconds, "NX"))
-                replies = _raise_errors(await self._run(commands)) if commands else []
+                replies = raise_errors(await self._run(commands)) if commands else []
                 woken |= _woken(replies, read.missing)
                 return CommitResult("unchanged", record=current, woken=tuple(sorted(woken)))
             result, made = await self._try_commit(account_id, session_id, current, proposed, marker,
@@ -310,7 +311,7 @@ class SessionStore:
         linking = _link(links, account_id, session_id, link_ttl)
         wait = self._wait_command()
         replies = await self._run([*linking, script, *wait])
-        made = _woken(_raise_errors(replies[:len(linking)]), indices)
+        made = _woken(raise_errors(replies[:len(linking)]), indices)
         reply = replies[len(linking)]
         acked = replies[-1] if wait else None
         if isinstance(reply, Exception):
@@ -322,7 +323,7 @@ class SessionStore:
             return None, made
         if wait:
             self._check_acked(acked)
-        change = Change(account_id=account_id, epoch=_text(reply[2]), cursor=int(reply[1]), entry=entry)
+        change = Change(account_id=account_id, epoch=text(reply[2]), cursor=int(reply[1]), entry=entry)
         record = SessionRecord(info=info, meta=proposed.meta, rev=int(reply[3]))
         return CommitResult("applied", change=change, record=record), made
 
@@ -372,12 +373,6 @@ def _link(links: list[Link], account_id: str, session_id: str, ttl: int) -> list
     return commands
 
 
-def _raise_errors(replies: list[Any]) -> list[Any]:
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
-
 
 def _woken(replies: list[Any], indices: tuple[int, ...]) -> set[int]:
     """The indices of links this batch made whose watch key existed."""
@@ -409,13 +404,10 @@ def _same(current: SessionRecord | None, proposed: SessionRecord) -> bool:
     return current is not None and current.info == proposed.info and current.meta == proposed.meta
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def _change(account_id: str, epoch: str, entry_id: bytes | str, fields: list[bytes]) -> Change:
     """One raw XRANGE row (id, [field, value, ...]) of the change log."""
-    cursor = int(_text(entry_id).split("-", 1)[0])
+    cursor = int(text(entry_id).split("-", 1)[0])
     raw = fields[fields.index(b"e") + 1]
     entry: ChangeEntry = entry_decoder.decode(raw)
     return Change(account_id=account_id, epoch=epoch, cursor=cursor, entry=entry)

@@ -16,7 +16,8 @@ from app.changes import Change
 from app.live.broker import Broker, parse_publication
 from app.live.hub import Draining, Hub
 from app.live.outbox import Outbox
-from app.live.protocol import Message, Position
+from app.live.protocol import Message
+from app.positions import Position
 from app.live.views import Viewer, visible_sessions
 from app.models import SessionInfo
 from app.records import SessionRecord

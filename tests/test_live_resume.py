@@ -10,7 +10,7 @@ import msgspec
 from app import keys
 from app.changes import Change, make_entry, wire
 from app.live import resume
-from app.live.protocol import Position
+from app.positions import Position
 from app.live.resume import Reset, Start, decide
 from app.live.views import Viewer
 from app.models import SessionInfo

@@ -19,7 +19,8 @@ from app.live import protocol, resume
 from app.live.broker import Broker
 from app.live.feed import Feed, Stats, Subscriber
 from app.live.outbox import Outbox
-from app.live.protocol import Close, CloseCode, Position
+from app.live.protocol import Close, CloseCode
+from app.positions import Position
 from app.live.pump import Pump
 from app.live.resume import ChangeSource
 from app.live.views import Viewer

@@ -14,10 +14,7 @@ from typing import Any, Final
 import msgspec
 
 from app import json_input
-from app.positions import BadPosition as BadPosition  # re-exported: part of the protocol's surface
-from app.positions import Position as Position
-from app.positions import etag_matches as etag_matches
-from app.positions import parse_since as parse_since
+from app.positions import Position
 
 # -- close codes ------------------------------------------------------------------
 

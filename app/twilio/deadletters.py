@@ -9,7 +9,7 @@ is ever shown through the API.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from app import keys
 from app.redis_io import Command, Redis, wrap
+from app.redis_io.replies import raise_errors
 
 PER_SID_MAX: Final = 100
 
@@ -49,32 +50,25 @@ class DeadLetters:
             index = keys.dead_letter_index(sid)
             commands += [("LPUSH", index, raw), ("LTRIM", index, 0, PER_SID_MAX - 1), ("EXPIRE", index, self.ttl)]
         commands.append(("INCR", keys.dead_letter_count()))
-        _raise_errors(await self.redis.run(commands))
+        raise_errors(await self.redis.run(commands))
 
     async def naming(self, sid: str) -> list[tuple[str, Letter]]:
         """The letters waiting on `sid`, oldest first, each with its stored text
         (what `remove` needs to find every copy)."""
-        [rows] = _raise_errors(await self.redis.run([("LRANGE", keys.dead_letter_index(sid), 0, -1)]))
+        [rows] = raise_errors(await self.redis.run([("LRANGE", keys.dead_letter_index(sid), 0, -1)]))
         texts = [row.decode() if isinstance(row, bytes) else row for row in reversed(rows)]
         return [(text, _decode(text)) for text in texts]
 
     async def remove(self, raw: str, letter: Letter) -> None:
         commands: list[Command] = [("LREM", keys.dead_letters(), 0, raw)]
         commands += [("LREM", keys.dead_letter_index(sid), 0, raw) for sid in letter.sids]
-        _raise_errors(await self.redis.run(commands))
+        raise_errors(await self.redis.run(commands))
 
     async def all(self) -> list[Letter]:
         """Every kept letter, newest first (for operators and tests)."""
-        [rows] = _raise_errors(await self.redis.run([("LRANGE", keys.dead_letters(), 0, -1)]))
+        [rows] = raise_errors(await self.redis.run([("LRANGE", keys.dead_letters(), 0, -1)]))
         return [_decode(raw) for raw in rows]
 
     async def count(self) -> int:
-        [count] = _raise_errors(await self.redis.run([("GET", keys.dead_letter_count())]))
+        [count] = raise_errors(await self.redis.run([("GET", keys.dead_letter_count())]))
         return int(count or 0)
-
-
-def _raise_errors(replies: list[Any]) -> list[Any]:
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies

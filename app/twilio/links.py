@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from app import keys
 from app.redis_io import Redis, wrap
+from app.redis_io.replies import text
 from app.twilio.callbacks import Callback, CallStatus
 
 
@@ -45,9 +46,6 @@ def link_key(kind: str, sid: str) -> str:
     return keys.call_link(sid) if kind == "call" else keys.conference_link(sid)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 class Links:
     def __init__(self, redis: Redis | aioredis.Redis, ttl_seconds: int) -> None:
@@ -62,14 +60,14 @@ class Links:
             [owner] = await self.redis.run([("GET", keys.owner(ctx.session_id))])
             if owner is None:
                 return Unresolved(f"session {ctx.session_id!r} is unknown and the URL names no accountId")
-            return Target(_text(owner), ctx.session_id)
+            return Target(text(owner), ctx.session_id)
         pairs = sids(cb)
         # One GET each, in one batch: the link keys are in different cluster slots.
         values = await self.redis.run([("GET", link_key(kind, sid)) for kind, sid in pairs])
         for (_, sid), value in zip(pairs, values):
             if value is None:
                 continue
-            account, _, session = _text(value).partition(" ")
+            account, _, session = text(value).partition(" ")
             if ctx.account_id and ctx.account_id != account:
                 return Unresolved(f"{sid} is linked to another account's session")
             return Target(account, session)

@@ -21,15 +21,8 @@ from app.config import Settings
 from app.live.client import Connection, Limits, PeerGone
 from app.live.hub import Draining, Hub
 from app.live.outbox import Outbox
-from app.live.protocol import (
-    BadPosition,
-    Close,
-    CloseCode,
-    Message,
-    Position,
-    close_notice,
-    parse_since,
-)
+from app.live.protocol import Close, CloseCode, Message, close_notice
+from app.positions import BadPosition, Position, parse_since
 from app.live.session import Timing
 from app.live.views import Viewer
 from app.services import Services, services
