@@ -17,7 +17,7 @@ from app.config import Settings
 from app.redis_batch import PositionBatcher
 from app.redis_io import wrap
 from app.positions import Position
-from app.snapshots import Snapshot, SnapshotCache, SnapshotKey, Snapshots, key_for
+from app.snapshots import Snapshot, SnapshotCache, SnapshotKey, SnapshotReads, Snapshots, key_for
 from app.visibility import Viewer
 from tests.support.api import EVENTS_KEY, bearer, seed
 from tests.support.factories import event, full_session_fields, token
@@ -224,8 +224,9 @@ async def _app(settings: Settings, redis: aioredis.Redis, cached: bool = True) -
     from app.main import create_app
 
     app = create_app(settings, redis=redis)
-    if not cached:
-        app.state.services.reads = None
+    if not cached:  # a cache that keeps nothing (no byte budget): every request builds afresh
+        svc = app.state.services
+        svc.reads = SnapshotReads(svc.reads.positions, Snapshots(SnapshotCache(max_bytes=0)))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c

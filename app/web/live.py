@@ -72,7 +72,7 @@ def _make_limits(settings: Settings, two_way: bool) -> Limits:
 
 def _hub(svc: Services) -> Hub | None:
     hub = svc.live
-    return hub if hub is not None and hub.running and not hub.draining else None
+    return hub if hub.running and not hub.draining else None
 
 
 def _unavailable() -> ApiError:
@@ -157,8 +157,7 @@ def _credentials(scope: Scope, svc: Services) -> tuple[str | None, str | None]:
 def _token(request: Request, svc: Services) -> str | None:
     """The bearer token; a cookie sent by another site's page is refused (403, app.web.origins)."""
     token, from_cookie = bearer_credential(request)
-    if svc.origins is not None:
-        svc.origins.check_cookie_credential(request.scope, from_cookie)
+    svc.origins.check_cookie_credential(request.scope, from_cookie)
     return token
 
 

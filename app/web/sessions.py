@@ -96,19 +96,16 @@ async def get_active_sessions(request: Request) -> Response:
     principal = require_role(await svc.authenticate(_token(request, wanted)), USER)
     if_none_match = wanted.if_none_match.decode("latin-1") if wanted.if_none_match is not None else None
     reads = svc.reads
-    if reads is None:  # no snapshot cache wired: build every time
-        snap = await _build(svc, Viewer.of(principal), fmt, op_name)
-    else:
-        # The account's position now (batched with every other read this turn),
-        # read after this request arrived: a snapshot at it is current.
-        position = await reads.positions.position(principal.account_id)
-        if position.epoch is not None and if_none_match is not None:
-            etag = position.etag(_variant(fmt))
-            if etag_matches(if_none_match, etag):
-                return _not_modified(etag)
-        key = key_for(principal, fmt, op_name)
-        snap = reads.snapshots.cached(key, position) or await reads.snapshots.get(
-            key, position, lambda: _build(svc, key.viewer, fmt, op_name))
+    # The account's position now (batched with every other read this turn),
+    # read after this request arrived: a snapshot at it is current.
+    position = await reads.positions.position(principal.account_id)
+    if position.epoch is not None and if_none_match is not None:
+        etag = position.etag(_variant(fmt))
+        if etag_matches(if_none_match, etag):
+            return _not_modified(etag)
+    key = key_for(principal, fmt, op_name)
+    snap = reads.snapshots.cached(key, position) or await reads.snapshots.get(
+        key, position, lambda: _build(svc, key.viewer, fmt, op_name))
     # ETag: the change-log position the view is current at (per format); 304 while unchanged.
     if etag_matches(if_none_match, snap.etag):
         return _not_modified(snap.etag)
