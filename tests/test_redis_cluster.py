@@ -147,3 +147,40 @@ async def test_many_accounts_on_each_node_all_get_their_changes(
         for c in clients:
             await c.close()
         proc.stop()
+
+
+async def test_batches_are_coalesced_per_node_and_redirects_run_each_command_once(
+        cluster: RedisClusterServers) -> None:
+    """Every batch of one loop turn goes out in one write per node; while a slot
+    is migrated under load, MOVED / ASK / TRYAGAIN are followed and each command
+    (a non-idempotent INCR here) runs exactly once."""
+    redis = Cluster(cluster.url)
+    try:
+        await redis.ready()
+        accounts = [f"C{n}" for n in range(60)]
+        before = sum(w.writes for w in redis.writers)
+        replies = await asyncio.gather(*(redis.run([("INCR", keys.seq(a))]) for a in accounts))
+        assert replies == [[1]] * len(accounts)
+        assert sum(w.writes for w in redis.writers) - before == len(redis.masters()) == 3  # not 60
+
+        done = 0
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            nonlocal done
+            while not stop.is_set():
+                [n, both] = await redis.run([("INCR", keys.seq("MIG")), ("MGET", keys.seq("MIG"), keys.epoch("MIG"))])
+                done += 1
+                assert int(n) == done and int(both[0]) == done  # each INCR once, in order; the slot's keys together
+                await asyncio.sleep(0)
+
+        await redis.run([("SET", keys.epoch("MIG"), "e1")])
+        task = asyncio.create_task(load())
+        await asyncio.to_thread(migrate_slot, cluster, keys.seq("MIG"), 0.05)
+        stop.set()
+        await task
+        assert redis.redirects > 0 and done > 0
+        [value] = await redis.run([("GET", keys.seq("MIG"))])
+        assert int(value) == done
+    finally:
+        await redis.aclose()
