@@ -10,6 +10,7 @@ import re
 from typing import Final
 
 from app.apidocs.header import flag, options_block
+from app.apidocs.members import attribute_text
 from app.apidocs.metadata import MetadataAttribute, MetadataPropertyType, MetadataType, MetadataTypes, ordered_types
 
 DEFAULT_IMPORTS: Final = (
@@ -45,11 +46,8 @@ def _type(name: str, args: list[str] | None) -> str:
 
 
 def _attributes(attrs: list[MetadataAttribute] | None) -> list[str]:
-    return [f"# @{a.name}({', '.join(f'{x.name}={_quoted(x.value)}' for x in a.args or [])})" for a in attrs or []]
+    return [f"# @{attribute_text(a)}" for a in attrs or []]
 
-
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _docs(text: str) -> list[str]:

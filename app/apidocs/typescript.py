@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from app.apidocs.header import flag, options_block
+from app.apidocs.members import attribute_text, stacked_properties
 from app.apidocs.metadata import MetadataAttribute, MetadataPropertyType, MetadataType, MetadataTypes, ordered_types
 
 ALIASES: Final = {"String": "string", "Boolean": "boolean", "Int32": "number", "Double": "number"}
@@ -32,11 +33,8 @@ def _comment(text: str | None) -> list[str]:
 
 
 def _attributes(attrs: list[MetadataAttribute] | None) -> list[str]:
-    return [f"// @{a.name}({', '.join(f'{x.name}={_quoted(x.value)}' for x in a.args or [])})" for a in attrs or []]
+    return [f"// @{attribute_text(a)}" for a in attrs or []]
 
-
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _enum(t: MetadataType) -> list[str]:
@@ -44,18 +42,9 @@ def _enum(t: MetadataType) -> list[str]:
 
 
 def _properties(props: list[MetadataPropertyType]) -> list[str]:
-    lines: list[str] = []
-    spaced = False
-    for p in props:
-        if spaced:
-            lines.append("")
-        lines += _comment(p.description)
-        attrs = _attributes(p.attributes)
-        spaced = bool(attrs)
-        lines += attrs
-        # MakePropertiesOptional: every member is optional (`?`), as JSON omits nulls.
-        lines.append(f"public {camel_name(p.name)}?: {_type(p.type, p.generic_args)};")
-    return lines
+    # MakePropertiesOptional: every member is optional (`?`), as JSON omits nulls.
+    return stacked_properties(props, _comment, _attributes,
+                              lambda p: f"public {camel_name(p.name)}?: {_type(p.type, p.generic_args)};")
 
 
 def camel_name(pascal_name: str) -> str:
