@@ -71,6 +71,8 @@ class _Discovered:
                 if self._impl is None:
                     self._impl = await self._discover()
                     self.topology, self.sharded = self._impl.topology, self._impl.sharded
+                    # From now on a batch goes straight to the backend: no extra coroutine per batch.
+                    self.run = self._impl.run  # type: ignore[method-assign,assignment]
         return self._impl
 
     async def _discover(self) -> SingleNode | Cluster:
@@ -94,7 +96,8 @@ class _Discovered:
                              retry_seconds=s.redis_retry_seconds).ready()
 
     async def run(self, commands: Sequence[Command]) -> list[Any]:
-        impl = self._impl or await self.ready()
+        """Until the topology is known (then `ready` puts the backend's own `run` here)."""
+        impl = await self.ready()
         return await impl.run(commands)
 
     def pubsub_client(self, channel: bytes) -> tuple[str, aioredis.Redis] | None:
