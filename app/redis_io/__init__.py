@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import redis.asyncio as aioredis
 
 from app.redis_io.cluster import Cluster, ClusterDown
-from app.redis_io.node import NodeWriter
+from app.redis_io.node import NodeWriter, node_pool
 from app.redis_io.resp import Command, pack
 from app.redis_io.routing import RoutingError
 from app.redis_io.single import SingleNode
@@ -78,10 +78,7 @@ class _Discovered:
     async def _discover(self) -> SingleNode | Cluster:
         s = self._settings
         timeout = s.redis_socket_timeout or None
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self._url, max_connections=s.redis_max_connections, timeout=10, health_check_interval=30,
-            socket_timeout=timeout, socket_connect_timeout=timeout,
-        )
+        pool = node_pool(self._url, s.redis_max_connections, timeout)
         single = SingleNode(aioredis.Redis(connection_pool=pool), "single")
         try:
             info = (await single.run([("INFO", "cluster")]))[0]

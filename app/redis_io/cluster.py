@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from app.redis_io.node import NodeWriter
+from app.redis_io.node import NodeWriter, node_pool
 from app.redis_io.resp import Command
 from app.redis_io.routing import SLOTS, Unit, redirect_of, slot_table, units
 
@@ -39,10 +39,7 @@ class ClusterDown(aioredis.ConnectionError):
 
 class _Node:
     def __init__(self, url: str, max_connections: int, socket_timeout: float | None) -> None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=10, health_check_interval=30,
-            socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
-        )
+        pool = node_pool(url, max_connections, socket_timeout)
         self.client = aioredis.Redis(connection_pool=pool)
         self.writer = NodeWriter(pool)
 

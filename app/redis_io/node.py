@@ -39,6 +39,15 @@ _LOST = (aioredis.ConnectionError, OSError)  # the connection is gone (not a slo
 _Pending = tuple[Sequence[Command], "asyncio.Future[list[Any]]"]
 
 
+def node_pool(url: str, max_connections: int, socket_timeout: float | None) -> ConnectionPool:
+    """One node's connections. Blocking: under a burst, callers wait briefly for a
+    connection instead of failing with "Too many connections"."""
+    return aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=10, health_check_interval=30,
+        socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+    )
+
+
 class NodeWriter:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
