@@ -184,3 +184,26 @@ async def test_batches_are_coalesced_per_node_and_redirects_run_each_command_onc
         assert int(value) == done
     finally:
         await redis.aclose()
+
+
+async def test_a_live_subscription_follows_its_slot_to_the_new_master(
+        cluster: RedisClusterServers, settings: Settings) -> None:
+    """When a slot moves the old master ends the shard subscription (SUNSUBSCRIBE);
+    the broker must subscribe again where the channel now lives. The feed's
+    periodic position check is switched off here, so nothing else could heal it."""
+    from tests.support.live import LiveClient, post_events
+
+    proc = ServiceProcess(cluster.url, env={"LIVE_POSITION_CHECK_SECONDS": "3600"})
+    try:
+        client = await LiveClient.connect(proc.url, token(settings, account="SM1", roles=("User", "Manager")))
+        await client.next("snapshot")
+        [first] = await post_events(proc.url, event("session.upsert", "SM1", "S0", session={"endpointId": "E1"}))
+        assert (await client.next("patch", timeout=10))["cursor"] == first
+        await asyncio.to_thread(migrate_slot, cluster, keys.live_channel("SM1"))
+        for n in range(1, 4):
+            [cursor] = await post_events(proc.url, event("session.upsert", "SM1", f"S{n}", session={"endpointId": "E1"}))
+            got = await client.next("patch", "snapshot", timeout=10)  # a reset is allowed: new node, new epoch
+            assert got.get("cursor") == cursor
+        await client.close()
+    finally:
+        proc.stop()
