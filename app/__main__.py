@@ -12,7 +12,7 @@ from app.config import ConfigError, Settings, load_settings
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.main import serving
+    from app.composition import serving
 
     given = {"host": args.host, "port": args.port}
     # The environment and the arguments; fails fast, before uvicorn starts, on bad settings.
@@ -23,7 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = (args.workers or 1) if settings.redis_url else 1
     # Worker processes import the app by name, as the Procfile does, and read the same
     # environment; the arguments (host, port) only bind the socket, which the parent does.
-    app = "app.main:app" if workers > 1 else serving(settings)
+    app = "app.composition:app" if workers > 1 else serving(settings)
     uvicorn.run(
         app, factory=True, host=settings.host, port=settings.port, workers=workers, log_level=args.log_level,
         timeout_graceful_shutdown=10, access_log=False, **websocket_options(settings),
@@ -66,7 +66,7 @@ def websocket_options(settings: Settings) -> WebSocketOptions:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from app.auth import mint_token
+    from app.auth.tokens import mint_token
 
     settings = load_settings()
     if settings.jwt_algorithm != "HS256":

@@ -1,4 +1,4 @@
-"""The objects the app runs on: built once, all together, by `app.main.build_services`
+"""The objects the app runs on: built once, all together, by `app.composition.build_services`
 (when the app is created, not on a request), started and stopped by the lifespan, and
 handed to routes through `services(conn)`. Every field is set; nothing is added later."""
 
@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
-from app.auth import Principal, TokenVerifier
+from app.auth.tokens import Principal, TokenVerifier
 from app.config import Settings
 from app.observability.context import note_account
-from app.snapshots import SnapshotReads
-from app.store import SessionStore
+from app.web.snapshot_cache import SnapshotReads
+from app.storage.session_store import SessionStore
 
 if TYPE_CHECKING:  # built from these modules, which import this one for `services`
     from app.live.hub import Hub

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from app.config import Settings, load_settings
 from app.redis_io import connect
-from app.store import SessionStore
+from app.storage.session_store import SessionStore
 from tests.support.processes import CLUSTERS, RedisClusterServers, RedisServer, ServiceProcess
 
 
@@ -113,7 +113,7 @@ async def url_store(clean_redis: str, settings: Settings) -> AsyncIterator[Sessi
 async def client(clean_redis: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process (ASGI) on real Redis, connected the way the service
     connects (REDIS_URL: a node or a cluster)."""
-    from app.main import create_app
+    from app.composition import create_app
 
     app = create_app(msgspec.structs.replace(settings, redis_url=clean_redis))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -7,9 +7,9 @@ import sys
 import httpx
 import redis.asyncio as aioredis
 
-from app.auth import StaticKey, TokenVerifier
+from app.auth.tokens import StaticKey, TokenVerifier
 from app.config import Settings
-from app.main import create_app
+from app.composition import create_app
 from tests.support.api import bearer, seed
 from tests.support.factories import event, token
 from tests.support.processes import ROOT, ServiceProcess, free_port

@@ -1,11 +1,11 @@
 """What the published API says about the models beyond their fields.
 
-The Structs in app.models carry names, types and order. The published
+The Structs in app.domain.dtos carry names, types and order. The published
 ServiceStack service (`../shared/seed/GetActiveSessions.txt`) also says which
 CLR namespace each type lives in, which C# base class declares which members,
 the `[ApiMember]` descriptions, and which operations exist with their routes
 and auth. That is kept here, once, and checked against the models by
-tests/test_apidocs_catalog.py.
+tests/apidocs/test_pages.py.
 
 Pure: no Starlette, no Redis.
 """
@@ -18,7 +18,7 @@ from typing import Final
 import msgspec
 
 from app.formats.xml import NS_API, NS_CUSTOMERS, NS_SESSIONS
-from app.models import (
+from app.domain.dtos import (
     CustomerBreadcrumb,
     EntityInfo,
     FlowChannels,

@@ -18,7 +18,7 @@ from typing import Final
 import msgspec
 
 from app.apidocs.catalog import BASES, DESCRIPTIONS, NAMESPACES, OPERATIONS, Operation
-from app.models import pascal
+from app.domain.dtos import pascal
 
 
 class Meta(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):

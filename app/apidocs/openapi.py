@@ -15,7 +15,7 @@ import msgspec
 from app.apidocs import shapes
 from app.apidocs.catalog import OPERATIONS
 from app.apidocs.metadata import MetadataTypes
-from app.models import ErrorResponse, GetActiveSessionsResponse
+from app.domain.dtos import ErrorResponse, GetActiveSessionsResponse
 
 Json = dict[str, Any]
 

@@ -1,8 +1,8 @@
 """Wire shapes that the service builds or parses by hand (no Struct decodes them),
 written down as Structs so the OpenAPI document can describe them the same way
 as the models. They describe, they are not used on the hot path; the schemathesis
-test checks the service's answers against them, and tests/test_apidocs_catalog.py
-checks them against app.events and app.live.protocol.
+test checks the service's answers against them, and tests/apidocs/test_pages.py
+checks them against app.domain.platform_events and app.live.protocol.
 
 Pure: no Starlette, no Redis.
 """
@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.events import MAX_TEXT
-from app.ids import ID_RULE, SCHEMA_PATTERN
-from app.models import SessionInfo, SessionMemberInfo
+from app.domain.platform_events import MAX_TEXT
+from app.domain.ids import ID_RULE, SCHEMA_PATTERN
+from app.domain.dtos import SessionInfo, SessionMemberInfo
 
 Id = Annotated[str, msgspec.Meta(pattern=SCHEMA_PATTERN, description=ID_RULE)]
 Timestamp = Annotated[str, msgspec.Meta(description="ISO 8601 with a time zone, e.g. 2024-05-01T10:00:00Z")]

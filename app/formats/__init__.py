@@ -18,7 +18,7 @@ import msgspec
 
 from app.formats import csv, json, jsv, xml
 from app.formats.negotiation import Format, negotiate
-from app.models import ErrorResponse, GetActiveSessionsResponse, ResponseStatus
+from app.domain.dtos import ErrorResponse, GetActiveSessionsResponse, ResponseStatus
 
 __all__ = ["Format", "Rendered", "negotiate", "render"]
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 import msgspec
 
 from app.formats import jsv
-from app.models import ErrorResponse, GetActiveSessionsResponse, pascal
+from app.domain.dtos import ErrorResponse, GetActiveSessionsResponse, pascal
 
 MEDIA_TYPE: Final = "text/csv"
 

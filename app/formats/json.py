@@ -1,6 +1,6 @@
 """ServiceStack's JSON: camelCase, nulls omitted, enums by name, compact UTF-8.
 
-The Structs in `app.models` already carry those rules (`rename="camel"`,
+The Structs in `app.domain.dtos` already carry those rules (`rename="camel"`,
 `omit_defaults=True`, str enums whose values are the C# member names), so
 this is one reused encoder. Pure: no Starlette, no Redis.
 """

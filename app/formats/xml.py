@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import msgspec
 
-from app.models import (
+from app.domain.dtos import (
     ENTITY_FIELDS,
     CustomerBreadcrumb,
     ErrorResponse,

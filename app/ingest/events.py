@@ -13,10 +13,10 @@ from typing import Literal
 
 import msgspec
 
-from app.events import BatchInvalid, Event, apply_event
-from app.models import ResponseError
-from app.records import SessionRecord
-from app.store import OwnershipConflict, SessionStore, Transition
+from app.domain.platform_events import BatchInvalid, Event, apply_event
+from app.domain.dtos import ResponseError
+from app.domain.records import SessionRecord
+from app.storage.session_store import OwnershipConflict, SessionStore, Transition
 
 Status = Literal["applied", "unchanged", "duplicate", "rejected"]
 

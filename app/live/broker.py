@@ -25,8 +25,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.crc import key_slot
 
-from app import keys
-from app.changes import Change, entry_decoder
+from app.storage import keys
+from app.domain.changes import Change, entry_decoder
 from app.redis_io import REDIS_DOWN, Redis
 from app.observability.tally import TALLY
 

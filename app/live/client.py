@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.auth import USER, AuthError, Forbidden, Principal, TokenExpired, require_role
+from app.auth.tokens import USER, AuthError, Forbidden, Principal, TokenExpired, require_role
 from app.live import protocol
 from app.live.feed import STORE_ERRORS, Subscriber
 from app.live.hub import Draining, Hub
@@ -47,8 +47,8 @@ from app.live.session import (
     SendPong,
     Timing,
 )
-from app.positions import BadPosition, parse_since
-from app.visibility import Viewer
+from app.domain.positions import BadPosition, parse_since
+from app.domain.visibility import Viewer
 
 log = logging.getLogger("app.live.client")
 

@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
-from app.changes import Change
+from app.domain.changes import Change
 from app.live import protocol, resume
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message
@@ -25,9 +25,9 @@ from app.live.resume import ChangeSource
 from app.live.views import Seen, ops_for, seen
 from app.redis_io import REDIS_DOWN
 from app.observability import hooks
-from app.positions import Position
-from app.store import StoreUnavailable
-from app.visibility import Viewer
+from app.domain.positions import Position
+from app.storage.session_store import StoreUnavailable
+from app.domain.visibility import Viewer
 
 log = logging.getLogger("app.live.feed")
 STORE_ERRORS = (StoreUnavailable, *REDIS_DOWN, asyncio.TimeoutError)

@@ -13,14 +13,14 @@ import logging
 import random
 from dataclasses import dataclass
 
-from app.changes import Change
+from app.domain.changes import Change
 from app.config import Settings
 from app.live import protocol, resume
 from app.live.broker import Broker
 from app.live.feed import Feed, Stats, Subscriber
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode
-from app.positions import Position
+from app.domain.positions import Position
 from app.live.pump import Pump
 from app.live.resume import ChangeSource
 from app.live.views import Viewer

@@ -1,4 +1,4 @@
-"""The live wire protocol (pure): messages and close codes (positions: `app.positions`).
+"""The live wire protocol (pure): messages and close codes (positions: `app.domain.positions`).
 
 Every server message is a JSON object with a `type`. Each is encoded once into
 a `Message` whose text is shared by every connection that receives it; SSE
@@ -13,8 +13,8 @@ from typing import Any, Final
 
 import msgspec
 
-from app import json_input
-from app.positions import Position
+from app.formats import json_input
+from app.domain.positions import Position
 
 # -- close codes ------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ it needs no private flag (`_asyncio_future_blocking`). Why not a task per write,
 way: on Python 3.11 nothing runs a coroutine up to its first suspension without one (3.12's
 eager tasks still make a Task per write). Measured on the 2-core dev machine, loaded: 0.8-1.6
 µs per completed write with `start`, 5.7-10.6 µs with `asyncio.create_task` (~7x), plus ~760
-bytes per pending task, and a fan-out write is one per socket per frame. tests/test_live_pump.py
-runs both against the real asyncio, tests/test_live_uvicorn_ws.py through uvicorn's send."""
+bytes per pending task, and a fan-out write is one per socket per frame. tests/live/test_pump.py
+runs both against the real asyncio, tests/live/test_uvicorn_ws.py through uvicorn's send."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from app.changes import Change
+from app.domain.changes import Change
 from app.live import protocol
 from app.live.protocol import Message
-from app.positions import Position
+from app.domain.positions import Position
 from app.live.views import Viewer, ops_for, seen, visible_sessions
 
 ResetReason = Literal["epoch", "ahead", "trimmed", "too-far"]

@@ -35,7 +35,7 @@ by name, its `queue`, `writable`, `request` and `response` attributes and its
 methods (reading `conn`, `close_timer`, `handshake_*`, `close_sent`). What it buys, measured
 by the previous session (`python -m bench --only memory`): 21.2 KiB per idle socket with the
 stock class, 15.1 KiB with this one, and the three fixes above. uvicorn is pinned (>=0.54,<0.55);
-tests/test_live_uvicorn_ws.py runs this class on a real uvicorn server and checks the stock
+tests/live/test_uvicorn_ws.py runs this class on a real uvicorn server and checks the stock
 class still has everything overridden here, so an upgrade that moves them fails loudly.
 
 Selected by `app.__main__.websocket_options` (and `--ws` in the Procfile); the `uvicorn_ws`

@@ -7,11 +7,11 @@ pair gets the same patch (at most three distinct patches per change)."""
 
 from __future__ import annotations
 
-from app.changes import ChangeEntry
-from app.patches import Op, pointer_token
-from app.visibility import Viewer, visible_sessions
+from app.domain.changes import ChangeEntry
+from app.domain.json_patch import Op, pointer_token
+from app.domain.visibility import Viewer, visible_sessions
 
-__all__ = ["Seen", "Viewer", "ops_for", "seen", "visible_sessions"]  # the viewer and its rule: app.visibility
+__all__ = ["Seen", "Viewer", "ops_for", "seen", "visible_sessions"]  # the viewer and its rule: app.domain.visibility
 
 Seen = tuple[bool, bool]
 """(saw the session before the change, sees it after)."""

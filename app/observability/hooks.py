@@ -13,10 +13,10 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from app.changes import Change
+from app.domain.changes import Change
 from app.observability.context import current
 from app.observability.tally import TALLY
-from app.store import CommitResult, SessionStore
+from app.storage.session_store import CommitResult, SessionStore
 
 _ARRIVALS_MAX = 10_000
 

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.auth import api_key_matches
+from app.auth.tokens import api_key_matches
 from app.live.hub import Hub
 from app.observability.tally import TALLY, Histogram, Tally
 from app.redis_io import REDIS_DOWN
 from app.services import services
-from app.store import SessionStore
+from app.storage.session_store import SessionStore
 from app.twilio.deadletters import DeadLetters
 from app.web.errors import ApiError
 from app.web.requests import bearer_from_header

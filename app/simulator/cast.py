@@ -1,7 +1,7 @@
 """Who the simulated calls are between (pure): accounts with their agents,
 Twilio numbers and AccountSids, and a pool of customers. Seeded, so a run can
 be repeated, and the first account is always the demo account, with the two
-people (`app.demo_users`) the console's dev sign-in and `python -m app demo` use."""
+people (`app.auth.demo_users`) the console's dev sign-in and `python -m app demo` use."""
 
 from __future__ import annotations
 

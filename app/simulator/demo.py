@@ -12,9 +12,9 @@ from typing import Any, Final
 
 import uvicorn
 
-from app.auth import mint_token
+from app.auth.tokens import mint_token
 from app.config import Settings, load_settings
-from app.demo_users import demo_identity
+from app.auth.demo_users import demo_identity
 from app.simulator.cast import DEMO_CAST
 from app.simulator.runner import Plan, simulate
 
@@ -55,7 +55,7 @@ def banner(url: str, token: str) -> str:
 
 
 async def run(settings: Settings, plan: Plan) -> None:
-    from app.main import create_app
+    from app.composition import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
                                            log_level="warning", timeout_graceful_shutdown=3))

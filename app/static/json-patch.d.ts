@@ -1,5 +1,5 @@
 // Type declarations for json-patch.js: RFC 6902 JSON Patch, as sessions-client.js applies it.
-// Checked against the module by tests/test_client_package.py (every export, both ways).
+// Checked against the module by tests/static/test_client_package.py (every export, both ways).
 
 /** An invalid operation: a bad pointer, a missing path, a failed `test`, an unknown `op`. */
 export class PatchError extends Error {}

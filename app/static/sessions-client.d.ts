@@ -1,5 +1,5 @@
 // Type declarations for sessions-client.js, the public API of docs/client.md.
-// Checked against the module by tests/test_client_package.py: every export both
+// Checked against the module by tests/static/test_client_package.py: every export both
 // ways, the client's public members, options and stats, and the session types
 // against the service's own models (app/models.py).
 

@@ -19,8 +19,8 @@ from urllib.parse import unquote
 
 import msgspec
 
-from app.ids import ID_RULE, is_id
-from app.models import ResponseError
+from app.domain.ids import ID_RULE, is_id
+from app.domain.dtos import ResponseError
 from app.twilio.signature import Params
 
 MAX_BODY_BYTES: Final = 64 * 1024  # a real callback is ~2 KB

@@ -15,7 +15,7 @@ import msgspec
 
 import redis.asyncio as aioredis
 
-from app import keys
+from app.storage import keys
 from app.redis_io import Command, Redis, wrap
 from app.redis_io.replies import raise_errors
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from app.models import FlowChannels, SessionMemberInfo
-from app.models import SessionCallState as CallState
-from app.models import SessionDirections as Direction
-from app.models import SessionHoldReasons as HoldReason
-from app.models import SessionMemberCallState as MemberState
-from app.models import SessionMemberRoles as Role
+from app.domain.dtos import FlowChannels, SessionMemberInfo
+from app.domain.dtos import SessionCallState as CallState
+from app.domain.dtos import SessionDirections as Direction
+from app.domain.dtos import SessionHoldReasons as HoldReason
+from app.domain.dtos import SessionMemberCallState as MemberState
+from app.domain.dtos import SessionMemberRoles as Role
 from app.twilio.facts import Facts
 from app.twilio.legs import ANSWERERS, RINGING_STATUSES, Leg, build
 

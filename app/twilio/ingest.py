@@ -23,11 +23,11 @@ from typing import Literal
 
 import msgspec
 
-from app import keys
+from app.storage import keys
 from app.config import Settings
 from app.redis_io import REDIS_DOWN
 from app.observability import hooks
-from app.store import Link, OwnershipConflict, SessionStore, StoreUnavailable
+from app.storage.session_store import Link, OwnershipConflict, SessionStore, StoreUnavailable
 from app.twilio.callbacks import Callback, CallbackInvalid, idempotency_key, parse
 from app.twilio.deadletters import DeadLetters, Letter
 from app.twilio.links import Links, Target, Unresolved, link_key, sids

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from app.models import SessionMemberRoles as Role
+from app.domain.dtos import SessionMemberRoles as Role
 from app.twilio.callbacks import TERMINAL
 from app.twilio.facts import CallFact, ConferenceFact, Facts
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from app import keys
+from app.storage import keys
 from app.redis_io import Redis, wrap
 from app.redis_io.replies import text
 from app.twilio.callbacks import Callback, CallStatus

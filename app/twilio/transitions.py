@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import msgspec
 
-from app.models import SessionInfo, SessionLogInfo, SessionMemberInfo
-from app.records import SessionRecord, fill_missing, touch
+from app.domain.dtos import SessionInfo, SessionLogInfo, SessionMemberInfo
+from app.domain.records import SessionRecord, fill_missing, touch
 from app.twilio import facts
 from app.twilio.callbacks import Callback, CallStatus
 from app.twilio.derive import derive

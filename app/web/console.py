@@ -17,10 +17,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from app import json_input
-from app.auth import mint_token
+from app.formats import json_input
+from app.auth.tokens import mint_token
 from app.config import Settings
-from app.demo_users import demo_identity
+from app.auth.demo_users import demo_identity
 from app.services import services
 from app.web.errors import ApiError
 from app.web.requests import read_body

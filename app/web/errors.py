@@ -9,10 +9,10 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.auth import AuthError
+from app.auth.tokens import AuthError
 from app.formats import Format, negotiate, render
-from app.models import ErrorResponse, ResponseError, ResponseStatus
-from app.store import StoreUnavailable
+from app.domain.dtos import ErrorResponse, ResponseError, ResponseStatus
+from app.storage.session_store import StoreUnavailable
 
 log = logging.getLogger("app.errors")
 

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.auth import api_key_matches
-from app.events import BatchInvalid, parse_batch
+from app.auth.tokens import api_key_matches
+from app.domain.platform_events import BatchInvalid, parse_batch
 from app.ingest.events import EventIngest
 from app.services import services
 from app.web.errors import ApiError

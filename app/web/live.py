@@ -16,13 +16,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.auth import USER, require_role
+from app.auth.tokens import USER, require_role
 from app.config import Settings
 from app.live.client import Connection, Limits, PeerGone
 from app.live.hub import Draining, Hub
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message, close_notice
-from app.positions import BadPosition, Position, parse_since
+from app.domain.positions import BadPosition, Position, parse_since
 from app.live.session import Timing
 from app.live.views import Viewer
 from app.services import Services, services
@@ -118,7 +118,7 @@ _ACCEPT = {"type": "websocket.accept"}
 
 
 async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
-    """`/sessions/live` as a WebSocket: a plain ASGI app, which app.main sends the handshake
+    """`/sessions/live` as a WebSocket: a plain ASGI app, which app.composition sends the handshake
     to without Starlette's routing and middleware, so that nothing of theirs (coroutine
     frames, scope copies, the `WebSocket` object) is kept for the life of the connection.
     A handshake refused before accept gets an HTTP denial with the usual `responseStatus`
@@ -169,7 +169,7 @@ async def deny_handshake(scope: Scope, send: Send, exc: Exception) -> None:
     # first, as Starlette does). Starlette has no public lookup (`_lookup_exception_handler`
     # is private), and its public ExceptionMiddleware would pass the handlers a `WebSocket`,
     # which has no `.method` for their log lines; so this one line stays ours. Status-code
-    # keys are not consulted: the app registers handlers by class only (app.main).
+    # keys are not consulted: the app registers handlers by class only (app.composition).
     handlers: dict[Any, Any] = scope["app"].exception_handlers
     handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), errors.unexpected)
     response: Response = await handler(request, exc)
@@ -303,7 +303,7 @@ def _wait(text: str | None, cap: float) -> float:
 
 def routes() -> list[Route]:
     return [
-        # The WebSocket on this path is `live_socket`, dispatched by app.main before Starlette.
+        # The WebSocket on this path is `live_socket`, dispatched by app.composition before Starlette.
         Route("/sessions/live", live_events, methods=["GET"]),
         Route("/sessions/changes", changes, methods=["GET"]),
     ]

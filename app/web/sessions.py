@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.auth import USER, require_role
+from app.auth.tokens import USER, require_role
 from app.formats import Format, negotiate, render
-from app.models import GetActiveSessionsResponse, SessionInfo
-from app.positions import Position, etag_matches
+from app.domain.dtos import GetActiveSessionsResponse, SessionInfo
+from app.domain.positions import Position, etag_matches
 from app.services import Services, services
-from app.snapshots import Snapshot, key_for
-from app.visibility import Viewer, visible_sessions
+from app.web.snapshot_cache import Snapshot, key_for
+from app.domain.visibility import Viewer, visible_sessions
 from app.web.errors import ApiError, request_format
 from app.web.requests import bearer_from_header, bearer_token
 

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
-from app.store import SessionStore
+from app.storage.session_store import SessionStore
 from app.twilio.callbacks import MAX_BODY_BYTES, CallbackInvalid, form_pairs, parse
 from app.twilio.ingest import Ingest, letter_for
 from app.twilio.signature import TokenBook, base_variants, matches, url_variants
@@ -32,7 +32,7 @@ log = logging.getLogger("app.twilio")
 
 
 class TwilioWebhooks:
-    """Built once per app (`app.main.build_services`): the tokens and the ingester."""
+    """Built once per app (`app.composition.build_services`): the tokens and the ingester."""
 
     def __init__(self, store: SessionStore, s: Settings) -> None:
         self.tokens = TokenBook.from_settings(s.twilio_auth_token, s.twilio_auth_token_secondary, s.twilio_auth_tokens)

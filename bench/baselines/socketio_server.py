@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.auth import AuthError, StaticKey, TokenVerifier
+from app.auth.tokens import AuthError, StaticKey, TokenVerifier
 from app.config import load_settings
 from bench.baselines.redis_client import Router
 

@@ -16,7 +16,7 @@ import httpx
 import jsonpatch
 import websockets
 
-from app.auth import mint_token
+from app.auth.tokens import mint_token
 from bench.drills.processes import EVENTS_KEY, JWT_SECRET
 
 ACCOUNT = "D1"

@@ -7,13 +7,13 @@ from collections.abc import Iterable
 
 import msgspec
 
-from app.auth import Principal
-from app.events import apply_event, parse_batch
-from app.models import SessionInfo
-from app.records import SessionRecord
+from app.auth.tokens import Principal
+from app.domain.platform_events import apply_event, parse_batch
+from app.domain.dtos import SessionInfo
+from app.domain.records import SessionRecord
 from app.twilio.callbacks import Callback, parse_conference, parse_status
 from app.twilio.transitions import apply
-from app.visibility import can_see
+from app.domain.visibility import can_see
 from tests.flows.model import USERS, Flow, Step
 
 

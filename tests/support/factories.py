@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from app.auth import mint_token
+from app.auth.tokens import mint_token
 from app.config import Settings
 
 _ids = itertools.count(1)

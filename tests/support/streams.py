@@ -22,9 +22,9 @@ import jsonpatch
 import msgspec
 from hypothesis import strategies as st
 
-from app.changes import make_entry
+from app.domain.changes import make_entry
 from app.live.views import Viewer, ops_for, seen, visible_sessions
-from app.models import SessionInfo, SessionLogInfo, SessionMemberInfo
+from app.domain.dtos import SessionInfo, SessionLogInfo, SessionMemberInfo
 
 ACCOUNT: Final = "A1"
 POINTER_IDS: Final = ("S1", "S2", "x/y", "a~b", "__proto__")  # only for patches

@@ -1,0 +1,133 @@
+"""The one place that wires settings, Redis, the store and the routes together.
+
+`build_services` makes every object the app runs on when the app is created (so an app
+driven without its lifespan, e.g. by httpx's ASGITransport, has them all too); the
+lifespan starts and stops what runs in the background. Settings come in as an argument:
+`app()` (the Procfile's `uvicorn --factory app.composition:app`) reads them from the environment,
+`python -m app serve` builds them from its arguments and the environment (`serving`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.types import Receive, Scope, Send
+
+from app.apidocs import routes as apidocs
+from app.config import Settings, load_settings
+from app.auth.jwks import build_verifier
+from app.live.broker import Broker
+from app.live.hub import build_hub
+from app.live.signals import drain_on_sigterm
+from app.observability import metrics
+from app.observability.access import AccessMiddleware
+from app.observability.hooks import MeasuredStore
+from app.observability.logs import configure_logging
+from app.storage.position_reads import PositionBatcher
+from app.redis_io import REDIS_DOWN, Redis, connect, wrap
+from app.services import Services
+from app.web.snapshot_cache import SnapshotReads, Snapshots
+from app.web import console, errors, events, health, live, sessions, twilio
+from app.web.origins import ClientCors, OriginPolicy
+from app.web.twilio import TwilioWebhooks
+
+
+def build_services(settings: Settings, redis: Redis) -> Services:
+    store = MeasuredStore(redis, settings)
+    hub = build_hub(store, Broker(redis), settings)
+    return Services(
+        settings=settings,
+        store=store,
+        verifier=build_verifier(settings),
+        live=hub,
+        reads=SnapshotReads(PositionBatcher(redis), Snapshots()),
+        origins=OriginPolicy(settings),
+        twilio=TwilioWebhooks(store, settings),
+        metrics=metrics.Metrics(store, hub),
+    )
+
+
+LIVE_PATH = "/sessions/live"
+
+
+class App(Starlette):
+    """The service's ASGI app. WebSocket handshakes on `/sessions/live` go straight to the
+    live handler (it handles its own refusals with the app's exception handlers); everything
+    else, SSE and long-poll on the same paths included, goes through Starlette's middleware
+    and router. A live socket lives for hours: this way no middleware or routing coroutine,
+    scope copy or Starlette `WebSocket` stays alive with it. (`__call__` stays a coroutine
+    function: servers tell ASGI 3 from ASGI 2 by it.)"""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and _route_path(scope) == LIVE_PATH:
+            scope["app"] = self
+            await live.live_socket(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches (without the mount prefix), as Starlette computes it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlette:
+    """The app on `redis` (a `Redis`, or a redis-py client for one node), else on
+    the Redis the settings name."""
+    owns_redis = redis is None
+    client = wrap(redis) if redis is not None else connect(settings)
+    svc = build_services(settings, client)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = svc.live
+        try:  # learn the topology (one node or a cluster, its slot map) now, not on the first request
+            await client.ready()
+        except REDIS_DOWN as exc:  # Redis not up yet: /health says so, and the first use retries
+            logging.getLogger("app").warning("Redis not reachable at start-up: %s", exc)
+        await hub.start()
+        # SIGTERM: tell live clients to reconnect elsewhere before the server stops.
+        restore = drain_on_sigterm(lambda: hub.drain(settings.live_drain_spread_ms, settings.live_drain_timeout))
+        try:
+            yield
+        finally:
+            restore()
+            await hub.stop()
+            if owns_redis:
+                await client.aclose()
+
+    allowed = svc.origins.allowed
+    cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
+    app = App(
+        routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
+                *console.routes(), *apidocs.routes(), *metrics.routes()],
+        middleware=[Middleware(AccessMiddleware), *cors],
+        exception_handlers={
+            **errors.HANDLERS,
+            HTTPException: errors.http_exception,
+            Exception: errors.unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    return app
+
+
+def serving(settings: Settings) -> Callable[[], Starlette]:
+    """A uvicorn factory for these settings: the app is built when the server loads it,
+    in the server's event loop, with the service's logging."""
+    def factory() -> Starlette:
+        configure_logging(settings)
+        return create_app(settings)
+    return factory
+
+
+def app() -> Starlette:
+    """Uvicorn factory: `uvicorn --factory app.composition:app`, on the settings the environment gives."""
+    return serving(load_settings())()

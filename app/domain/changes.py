@@ -1,0 +1,55 @@
+"""A committed change as it travels: in the change log, on pub/sub, to the hub (pure).
+
+One entry per commit. It carries the session's new wire JSON, the JSON Patch
+from its previous wire JSON, and who could see it before and after, so a
+subscriber can build any user's patch without reading Redis again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from app.domain.dtos import SessionInfo
+from app.domain.json_patch import Op, diff
+from app.domain.visibility import Visibility
+
+
+class ChangeEntry(msgspec.Struct, kw_only=True, frozen=True):
+    session_id: str
+    rev: int
+    before: Visibility
+    after: Visibility
+    ops: list[dict[str, Any]]  # JSON Patch relative to the session object
+    session: dict[str, Any]  # the session's wire JSON after the change
+
+
+class Change(msgspec.Struct, kw_only=True, frozen=True):
+    """A change with its place in the account's log."""
+
+    account_id: str
+    epoch: str
+    cursor: int
+    entry: ChangeEntry
+
+
+_to_builtins = msgspec.to_builtins
+entry_encoder = msgspec.json.Encoder()
+entry_decoder = msgspec.json.Decoder(ChangeEntry)
+
+
+def wire(session: SessionInfo | None) -> dict[str, Any]:
+    return {} if session is None else _to_builtins(session)
+
+
+def make_entry(before: SessionInfo | None, after: SessionInfo, rev: int) -> ChangeEntry:
+    old, new = wire(before), wire(after)
+    ops: list[Op] = diff(old, new)
+    return ChangeEntry(
+        session_id=after.id or "",
+        rev=rev,
+        before=Visibility.of(before),
+        after=Visibility.of(after),
+        ops=ops,
+        session=new,
+    )

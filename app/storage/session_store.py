@@ -1,0 +1,413 @@
+"""The session store: Redis (or the embedded in-process Redis) behind a few verbs.
+
+Writes are read -> pure transition -> one atomic Lua commit that fails on a
+concurrent change (optimistic revision check) and is then retried with the
+fresh state. Reads of a view are one Lua call returning the view and the
+cursor it is current at."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from os import urandom
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+from app.storage import keys
+from app.domain.changes import Change, ChangeEntry, entry_decoder, entry_encoder, make_entry
+from app.config import Settings
+from app.domain.dtos import SessionInfo
+from app.domain.records import SessionRecord
+from app.redis_io import REDIS_DOWN, Command, Redis, wrap
+from app.redis_io.replies import raise_errors, text
+from app.domain.visibility import is_active, session_endpoints
+
+Transition = Callable[[SessionRecord | None], SessionRecord | None]
+"""Pure: the record after an input, or None when the input changes nothing."""
+
+_info_decoder = msgspec.json.Decoder(SessionInfo)
+_json = msgspec.json.Encoder()
+_MAX_ATTEMPTS = 64
+
+
+class StoreUnavailable(Exception):
+    """Redis could not be reached (or, with REDIS_WAIT_REPLICAS, did not confirm
+    the write on enough replicas in time): the caller answers 503, and a retry
+    of the same input is safe (every commit is idempotent)."""
+
+
+class OwnershipConflict(Exception):
+    def __init__(self, session_id: str, owner: str) -> None:
+        super().__init__(f"Session {session_id!r} belongs to another account")
+        self.session_id = session_id
+        self.owner = owner
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A key outside the account (a Twilio link) that a commit sets to
+    `"<accountId> <sessionId>"` unless it already exists (first link wins), and
+    a key whose existence it reports when it made the link (dead letters that
+    the link may now resolve)."""
+
+    key: str
+    watch: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    status: Literal["applied", "duplicate", "unchanged"]
+    change: Change | None = None
+    record: SessionRecord | None = None
+    woken: tuple[int, ...] = ()  # indices of the links this commit made whose watch key exists
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    seen: bool
+    record: SessionRecord | None = None
+    owner: str | None = None
+    missing: tuple[int, ...] = ()  # indices of the links that do not exist yet
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    epoch: str
+    cursor: int
+    sessions: list[bytes]  # SessionInfo wire JSON, one per session
+
+
+class Script:
+    """A Lua script in app/storage/lua/, called by `EVALSHA`; where a node does not have
+    it cached yet (NOSCRIPT: nothing ran), the same batch is sent again with
+    `EVAL`, which caches it on that node. Scripts that may start an epoch get
+    `generation.lua` in front."""
+
+    def __init__(self, name: str, *, generation: bool = False) -> None:
+        lua = Path(__file__).parent / "lua"
+        self.body = ((lua / "generation.lua").read_text() if generation else "") + (lua / name).read_text()
+        self.sha = hashlib.sha1(self.body.encode()).hexdigest()
+
+    def call(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Command:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+def new_epoch() -> str:
+    """A random id for a new incarnation of an account's log (64 bits, hex);
+    every commit proposes one (used only when the account has none)."""
+    return urandom(8).hex()
+
+
+class SessionStore:
+    def __init__(self, redis: Redis | aioredis.Redis, settings: Settings) -> None:
+        self.redis: Redis = wrap(redis)
+        self._settings = settings
+        self._commit_lua = Script("commit.lua", generation=True)
+        self._view_lua = Script("view.lua", generation=True)
+        self._epoch_lua = Script("epoch.lua", generation=True)
+        self._bodies = {s.sha: s.body for s in (self._commit_lua, self._view_lua, self._epoch_lua)}
+
+    # -- reads ------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        """Whether every slot the accounts need is served (and by what)."""
+        return await self.redis.health()
+
+    async def get(self, account_id: str, session_id: str) -> SessionRecord | None:
+        [reply] = await self._run([("HMGET", keys.session(account_id, session_id), "info", "meta", "rev")])
+        return _record(*reply)
+
+    async def _read_for_commit(
+        self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link]
+    ) -> _Read:
+        """Whether the idempotency key was seen, the record, and (when asked) the
+        owner, claimed in the same step if nobody owned it, and which links are
+        missing: one round trip, one batch of single-slot commands (the owner
+        and link keys are not the account's)."""
+        commands: list[Command] = []
+        if marker:
+            commands.append(("EXISTS", marker))
+        commands.append(("HMGET", keys.session(account_id, session_id), "info", "meta", "rev"))
+        if claim:  # claim it now, atomically: SET NX GET answers the owner from before
+            commands.append(("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET"))
+        commands.extend(("EXISTS", link.key) for link in links)
+        replies = raise_errors(await self._run(commands))
+        if marker and replies[0]:
+            return _Read(seen=True)
+        rest = replies[1:] if marker else replies
+        owner = rest[1] if claim else None
+        found = rest[2:] if claim else rest[1:]
+        return _Read(
+            seen=False, record=_record(*rest[0]),
+            owner=text(owner) if owner is not None else None,
+            missing=tuple(i for i, exists in enumerate(found) if not exists),
+        )
+
+    async def view(self, account_id: str, endpoint_id: str | None, whole_account: bool) -> View:
+        """The active sessions a viewer sees, as stored wire JSON, and their cursor."""
+        if whole_account:
+            index = keys.active(account_id)
+        elif endpoint_id:
+            index = keys.endpoint(account_id, endpoint_id)
+        else:
+            epoch, cursor = await self.position(account_id)
+            return View(epoch, cursor, [])
+        call = self._view_lua.call(
+            [index, keys.seq(account_id), keys.epoch(account_id), keys.epoch_generation(account_id)],
+            [keys.session(account_id, ""), new_epoch()],
+        )
+        [reply] = raise_errors(await self._run([call]))
+        return View(epoch=text(reply[0]), cursor=int(reply[1]), sessions=list(reply[2:]))
+
+    def _position_call(self, account_id: str) -> Command:
+        return self._epoch_lua.call(
+            [keys.epoch(account_id), keys.epoch_generation(account_id), keys.seq(account_id)], [new_epoch()])
+
+    async def position(self, account_id: str) -> tuple[str, int]:
+        """The account's (epoch, cursor), starting its epoch if it has none."""
+        [reply] = raise_errors(await self._run([self._position_call(account_id)]))
+        return text(reply[0]), int(reply[1])
+
+    async def cursor(self, account_id: str) -> int:
+        [seq] = raise_errors(await self._run([("GET", keys.seq(account_id))]))
+        return int(seq or 0)
+
+    async def epoch(self, account_id: str) -> str:
+        return (await self.position(account_id))[0]
+
+    async def changes_since(self, account_id: str, cursor: int, limit: int = 10_000) -> list[Change] | None:
+        """Every change after `cursor`, in order; None when the log no longer
+        reaches back that far (the caller must send a fresh snapshot)."""
+        # One batch, in this order on the account's node: the head first (every
+        # change up to it is already in the log: INCR and XADD are one script);
+        # read after the log, a commit in between would look like a trim.
+        position, rows = raise_errors(await self._run([
+            self._position_call(account_id),
+            ("XRANGE", keys.changes(account_id), f"({cursor}-0", "+", "COUNT", limit + 1),
+        ]))
+        epoch, head = text(position[0]), int(position[1])
+        if len(rows) > limit:
+            return None
+        changes = [_change(account_id, epoch, eid, fields) for eid, fields in rows]
+        first_expected = cursor + 1
+        if head > cursor and (not changes or changes[0].cursor != first_expected):
+            return None
+        return changes
+
+    async def owners(self, session_ids: list[str]) -> dict[str, str | None]:
+        """Each session's account (one GET each: owner keys are in different slots)."""
+        values = raise_errors(await self._run([("GET", keys.owner(s)) for s in session_ids])) if session_ids else []
+        return {sid: (text(v) if v is not None else None) for sid, v in zip(session_ids, values)}
+
+    # -- writes -----------------------------------------------------------------
+    @property
+    def owner_ttl(self) -> int:
+        return 4 * max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
+
+    async def claim(self, session_id: str, account_id: str) -> None:
+        """Bind a session id to an account for life; raise if another owns it."""
+        [previous] = raise_errors(await self._run(
+            [("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET")]))
+        if previous is not None and text(previous) != account_id:
+            raise OwnershipConflict(session_id, text(previous))
+
+    async def commit(
+        self,
+        account_id: str,
+        session_id: str,
+        transition: Transition,
+        idempotency_key: str | None = None,
+        *,
+        claim: bool = False,
+        links: Sequence[Link] = (),
+        link_ttl: int | None = None,
+    ) -> CommitResult:
+        """Apply `transition` to the session atomically, exactly once per key.
+
+        With `claim`, the session is bound to the account first
+        (OwnershipConflict, and nothing stored, if another account owns it);
+        each of `links` that does not exist yet is made in the commit's round
+        trip. That is two round trips (read, which also claims, then commit),
+        a session's first commit included. commit.lua touches only the
+        account's slot; the owner and link keys are written by single-key
+        commands, so every multi-key step stays within one Redis Cluster slot.
+
+        With REDIS_WAIT_REPLICAS = n > 0 the result is returned only once n
+        replicas have the write (`WAIT` in the commit's batch; for a duplicate
+        or unchanged input, after a probe write, so that it covers the first
+        delivery's write too), else StoreUnavailable: the caller answers 503
+        and the sender's retry is answered as a duplicate once confirmed."""
+        result = await self._commit(account_id, session_id, transition, idempotency_key, claim, links, link_ttl)
+        if self._settings.redis_wait_replicas and result.status != "applied":
+            await self._confirm(account_id, [("SET", keys.wait_probe(account_id), "1", "EX", 60)])
+        return result
+
+    async def _commit(
+        self, account_id: str, session_id: str, transition: Transition, idempotency_key: str | None,
+        claim: bool, links: Sequence[Link], link_ttl: int | None,
+    ) -> CommitResult:
+        marker = keys.dedupe(account_id, idempotency_key) if idempotency_key else None
+        ttl = link_ttl or max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
+        woken: set[int] = set()  # links made by any attempt whose watch key existed
+        claimed = False
+        for _ in range(_MAX_ATTEMPTS):
+            read = await self._read_for_commit(account_id, session_id, marker, claim and not claimed, links)
+            if read.seen:
+                return CommitResult("duplicate")
+            if read.owner is not None and read.owner != account_id:
+                raise OwnershipConflict(session_id, read.owner)
+            claimed = True
+            missing = [links[i] for i in read.missing]
+            current = read.record
+            proposed = _with_invariants(transition(current), account_id, session_id)
+            if proposed is None or _same(current, proposed):
+                commands = _link(missing, account_id, session_id, ttl)
+                if marker:
+                    commands.append(("SET", marker, "1", "EX", self._settings.dedupe_ttl_seconds, "NX"))
+                replies = raise_errors(await self._run(commands)) if commands else []
+                woken |= _woken(replies, read.missing)
+                return CommitResult("unchanged", record=current, woken=tuple(sorted(woken)))
+            result, made = await self._try_commit(account_id, session_id, current, proposed, marker,
+                                                  missing, read.missing, ttl)
+            woken |= made
+            if result is not None:
+                return dataclasses.replace(result, woken=tuple(sorted(woken)))
+            await asyncio.sleep(0)
+        raise StoreUnavailable(f"session {session_id!r} is changing too fast to commit")
+
+    async def _try_commit(
+        self, account_id: str, session_id: str, current: SessionRecord | None, proposed: SessionRecord,
+        marker: str | None, links: list[Link], indices: tuple[int, ...], link_ttl: int,
+    ) -> tuple[CommitResult | None, set[int]]:
+        """One run of commit.lua, with the missing links in the same batch:
+        (the result, or None on a revision conflict; which links woke dead letters)."""
+        s = self._settings
+        session = keys.session(account_id, session_id)
+        rev = (current.rev if current else 0) + 1
+        info = proposed.info
+        entry = make_entry(current.info if current else None, info, rev)
+        before = _endpoints(current.info) if current else frozenset()
+        after = _endpoints(info)
+        adds = sorted(after - before)  # the indexes already hold the rest (see commit.lua)
+        removes = sorted(before - after)
+        script = self._commit_lua.call(
+            [session, keys.active(account_id), keys.seq(account_id), keys.changes(account_id),
+             keys.epoch(account_id), marker or session, keys.epoch_generation(account_id),
+             *(keys.endpoint(account_id, e) for e in adds + removes)],
+            [rev - 1, _json.encode(info), _json.encode(proposed.meta), int(is_active(info)),
+             entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
+             s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
+             int(current is not None and is_active(current.info)),
+             "SPUBLISH" if self.redis.sharded else "PUBLISH"],  # known by now: the read batch ran
+        )
+        # The links first: a script a node has not cached is sent again with
+        # everything after it (see `_run`), and SET NX must not be sent twice.
+        linking = _link(links, account_id, session_id, link_ttl)
+        wait = self._wait_command()
+        replies = await self._run([*linking, script, *wait])
+        made = _woken(raise_errors(replies[:len(linking)]), indices)
+        reply = replies[len(linking)]
+        acked = replies[-1] if wait else None
+        if isinstance(reply, Exception):
+            raise reply
+        status = int(reply[0])
+        if status == 0:
+            return CommitResult("duplicate"), made
+        if status == -1:
+            return None, made
+        if wait:
+            self._check_acked(acked)
+        change = Change(account_id=account_id, epoch=text(reply[2]), cursor=int(reply[1]), entry=entry)
+        record = SessionRecord(info=info, meta=proposed.meta, rev=int(reply[3]))
+        return CommitResult("applied", change=change, record=record), made
+
+    # -- replication (REDIS_WAIT_REPLICAS) -------------------------------------------
+    def _wait_command(self) -> list[Command]:
+        s = self._settings
+        return [("WAIT", s.redis_wait_replicas, s.redis_wait_timeout_ms)] if s.redis_wait_replicas else []
+
+    def _check_acked(self, acked: Any) -> None:
+        if isinstance(acked, Exception) or int(acked) < self._settings.redis_wait_replicas:
+            raise StoreUnavailable(
+                f"the write reached {acked} of {self._settings.redis_wait_replicas} replicas in "
+                f"{self._settings.redis_wait_timeout_ms} ms")
+
+    async def _confirm(self, account_id: str, write: list[Command]) -> None:
+        replies = await self._run([*write, *self._wait_command()])
+        self._check_acked(replies[-1])
+
+    # -- sending -------------------------------------------------------------------------
+    async def _run(self, commands: list[Command]) -> list[Any]:
+        """One batch (see redis_io). A script a node has not cached (NOSCRIPT:
+        nothing of it ran) is sent again as EVAL, with every command after it,
+        so the batch's order holds; so nothing before a script may be a write
+        whose reply matters twice. Redis unreachable: StoreUnavailable."""
+        try:
+            replies = await self.redis.run(commands)
+            for index, reply in enumerate(replies):
+                if isinstance(reply, NoScriptError):  # it and what follows it, again, in order
+                    again = await self.redis.run([self._as_eval(command) for command in commands[index:]])
+                    return [*replies[:index], *again]
+            return replies
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _as_eval(self, command: Command) -> Command:
+        if command[0] == "EVALSHA":
+            return ("EVAL", self._bodies[str(command[1])], *command[2:])
+        return command
+
+
+def _link(links: list[Link], account_id: str, session_id: str, ttl: int) -> list[Command]:
+    """Each link (first link wins) and, after it, whether its watch key exists."""
+    commands: list[Command] = []
+    for link in links:
+        commands.append(("SET", link.key, f"{account_id} {session_id}", "EX", ttl, "NX"))
+        commands.append(("EXISTS", link.watch))
+    return commands
+
+
+
+def _woken(replies: list[Any], indices: tuple[int, ...]) -> set[int]:
+    """The indices of links this batch made whose watch key existed."""
+    return {index for index, made, watched in zip(indices, replies[0::2], replies[1::2]) if made and watched}
+
+
+def _record(info: bytes | None, meta: bytes | None, rev: bytes | None) -> SessionRecord | None:
+    if info is None:
+        return None
+    return SessionRecord(
+        info=_info_decoder.decode(info), meta=msgspec.json.decode(meta) if meta else {}, rev=int(rev or 0)
+    )
+
+
+def _with_invariants(record: SessionRecord | None, account_id: str, session_id: str) -> SessionRecord | None:
+    """What every writer's result must satisfy: the key's identity, and `ended`
+    always a bool (C#'s non-nullable `bool Ended`: an active session says false)."""
+    if record is None:
+        return None
+    info = msgspec.structs.replace(record.info, id=session_id, account_id=account_id, ended=bool(record.info.ended))
+    return msgspec.structs.replace(record, info=info)
+
+
+def _endpoints(info: SessionInfo) -> frozenset[str]:
+    return session_endpoints(info) if is_active(info) else frozenset()
+
+
+def _same(current: SessionRecord | None, proposed: SessionRecord) -> bool:
+    return current is not None and current.info == proposed.info and current.meta == proposed.meta
+
+
+
+def _change(account_id: str, epoch: str, entry_id: bytes | str, fields: list[bytes]) -> Change:
+    """One raw XRANGE row (id, [field, value, ...]) of the change log."""
+    cursor = int(text(entry_id).split("-", 1)[0])
+    raw = fields[fields.index(b"e") + 1]
+    entry: ChangeEntry = entry_decoder.decode(raw)
+    return Change(account_id=account_id, epoch=epoch, cursor=cursor, entry=entry)

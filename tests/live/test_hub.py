@@ -1,0 +1,229 @@
+"""Hub, feed and broker in-process, on real Redis and on fakeredis: fan-out
+encodes once per class, gaps are caught up, lost tails found, resets sent."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jsonpatch
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+
+from app.storage import keys
+from app.domain.changes import Change
+from app.live.broker import Broker, parse_publication
+from app.live.hub import Draining, Hub
+from app.live.outbox import Outbox
+from app.live.protocol import Message
+from app.domain.positions import Position
+from app.live.views import Viewer, visible_sessions
+from app.domain.dtos import SessionInfo
+from app.domain.records import SessionRecord
+from app.storage.session_store import SessionStore
+
+MANAGER = Viewer("A", None, True)
+E1 = Viewer("A", "E1", False)
+E2 = Viewer("A", "E2", False)
+
+
+def setting(**changes: Any) -> Any:
+    def transition(current: SessionRecord | None) -> SessionRecord:
+        base = current.info if current else SessionInfo()
+        return SessionRecord(info=msgspec.structs.replace(base, **changes), meta={})
+    return transition
+
+
+@pytest.fixture
+async def hub(store: SessionStore) -> AsyncIterator[Hub]:
+    h = Hub(store, Broker(store.redis), max_changes=1000, replay_budget=100_000, check_interval=0.2)
+    await h.start()
+    yield h
+    await h.stop()
+
+
+async def take(outbox: Outbox, timeout: float = 3.0) -> dict[str, Any]:
+    message = await asyncio.wait_for(outbox.next(), timeout)
+    assert message is not None
+    return json.loads(message.text)  # type: ignore[no-any-return]
+
+
+async def take_raw(outbox: Outbox, timeout: float = 3.0) -> Message:
+    message = await asyncio.wait_for(outbox.next(), timeout)
+    assert message is not None
+    return message
+
+
+async def expect_quiet(outbox: Outbox, wait: float = 0.3) -> None:
+    await asyncio.sleep(wait)
+    assert len(outbox) == 0
+
+
+async def view_of(store: SessionStore, viewer: Viewer) -> dict[str, Any]:
+    view = await store.view("A", viewer.endpoint_id, viewer.whole_account)
+    return {k: msgspec.json.decode(v) for k, v in visible_sessions(viewer, view.sessions).items()}
+
+
+async def test_one_change_is_encoded_once_per_class_and_shared(hub: Hub, store: SessionStore) -> None:
+    boxes = {v: [Outbox(100_000) for _ in range(3)] for v in (MANAGER, E1, E2)}
+    subs = [await hub.open(v, box, None) for v, bs in boxes.items() for box in bs]
+    for bs in boxes.values():
+        for box in bs:
+            assert (await take(box))["type"] == "snapshot"
+
+    await store.commit("A", "S1", setting(endpoint_id="E1", call_state="Ringing"))
+    sent = [await take_raw(box) for box in boxes[MANAGER] + boxes[E1]]
+    assert all(m is sent[0] for m in sent)  # managers and E1 both see it enter: one class, one encode
+    assert json.loads(sent[0].text)["ops"][0]["op"] == "add"
+    for box in boxes[E2]:
+        await expect_quiet(box)
+    assert {s.cursor for s in subs} == {1}  # E2 saw nothing, but is current at 1
+    assert hub.stats.patches_encoded == 1
+
+    await store.commit("A", "S1", setting(call_state="Connected"))
+    first = await take_raw(boxes[MANAGER][0])
+    rest = [await take_raw(box) for box in boxes[MANAGER][1:] + boxes[E1]]
+    assert all(m is first for m in rest)
+    assert hub.stats.patches_encoded == 2
+
+
+async def test_a_lost_publication_is_caught_up_from_the_log(hub: Hub, store: SessionStore) -> None:
+    box = Outbox(100_000)
+    await hub.open(MANAGER, box, None)
+    await take(box)
+    broker = hub._broker
+    forward = broker._on_change
+    dropped: list[int] = []
+
+    def lossy(change: Change) -> None:
+        if change.cursor == 2 and not dropped:
+            dropped.append(change.cursor)
+            return
+        forward(change)
+
+    broker._on_change = lossy
+    for state in ("Ringing", "Connected", "Hold"):
+        await store.commit("A", "S1", setting(endpoint_id="E1", call_state=state))
+    msgs = [await take(box) for _ in range(3)]
+    assert dropped == [2] and [m["cursor"] for m in msgs] == [1, 2, 3]
+    assert hub.stats.catch_ups >= 1
+    state = jsonpatch.apply_patch({}, [op for m in msgs for op in m["ops"]])
+    assert state == await view_of(store, MANAGER)
+
+
+async def test_a_lost_last_change_is_found_by_the_position_check(hub: Hub, store: SessionStore) -> None:
+    box = Outbox(100_000)
+    await hub.open(E1, box, None)
+    await take(box)
+    hub._broker._on_change = lambda change: None  # pub/sub loses everything
+    await store.commit("A", "S1", setting(endpoint_id="E1"))
+    msg = await take(box, timeout=3)  # check_interval is 0.2s
+    assert msg["type"] == "patch" and msg["cursor"] == 1
+
+
+async def test_a_gap_the_log_cannot_fill_resets_the_subscriber(hub: Hub, store: SessionStore) -> None:
+    box = Outbox(100_000)
+    await hub.open(MANAGER, box, None)
+    await take(box)
+    forward = hub._broker._on_change
+    hub._broker._on_change = lambda change: None
+    await store.commit("A", "S1", setting(endpoint_id="E1"))
+    await store.commit("A", "S2", setting(endpoint_id="E2"))
+    await store.redis.client.xtrim(keys.changes("A"), maxlen=0)
+    hub._broker._on_change = forward
+    await store.commit("A", "S2", setting(call_state="Hold"))
+    msg = await take(box)
+    assert msg["type"] == "snapshot" and msg["reset"] is True
+    assert msg["sessions"] == await view_of(store, MANAGER)
+
+
+async def test_a_new_epoch_resets_subscribers(hub: Hub, store: SessionStore) -> None:
+    box = Outbox(100_000)
+    sub = await hub.open(E1, box, None)
+    old = (await take(box))["epoch"]
+    await store.commit("A", "S1", setting(endpoint_id="E1"))
+    await take(box)
+    await store.redis.client.flushall()  # Redis lost everything
+    await store.commit("A", "S9", setting(endpoint_id="E1"))
+    msg = await take(box)
+    assert msg["type"] == "snapshot" and msg["reset"] is True and msg["epoch"] != old
+    assert list(msg["sessions"]) == ["S9"] and sub.epoch == msg["epoch"]
+
+
+async def test_join_resumes_and_replays_only_what_was_missed(hub: Hub, store: SessionStore) -> None:
+    await store.commit("A", "S1", setting(endpoint_id="E1", call_state="Ringing"))
+    epoch = await store.epoch("A")
+    await store.commit("A", "S2", setting(endpoint_id="E2"))
+    await store.commit("A", "S1", setting(call_state="Connected"))
+    box = Outbox(100_000)
+    await hub.open(E1, box, Position(epoch, 1))
+    assert await take(box) == {"type": "resumed", "epoch": epoch, "cursor": 1, "replayed": 1}
+    assert (await take(box))["cursor"] == 3
+    await store.commit("A", "S1", setting(call_state="Hold"))
+    assert (await take(box))["cursor"] == 4
+
+
+async def test_the_channel_is_held_only_while_someone_listens(hub: Hub, store: SessionStore) -> None:
+    a, b = Outbox(1000), Outbox(1000)
+    sa = await hub.open(MANAGER, a, None)
+    sb = await hub.open(E1, b, None)
+    channel = keys.live_channel("A").encode()
+    assert channel in hub._broker._wanted and len(hub._feeds) == 1
+    await hub.close(sa)
+    assert channel in hub._broker._wanted
+    await hub.close(sb)
+    assert channel not in hub._broker._wanted and hub._feeds == {}
+    if store.redis.topology == "single":
+        assert dict(await store.redis.client.pubsub_numsub(channel))[channel] == 0
+    # and again: resubscribes
+    c = Outbox(1000)
+    await hub.open(MANAGER, c, None)
+    await take(c)
+    await store.commit("A", "S1", setting(endpoint_id="E1"))
+    assert (await take(c))["cursor"] == 1
+
+
+async def test_a_slow_subscriber_is_dropped_and_the_others_continue(hub: Hub, store: SessionStore) -> None:
+    slow, fine = Outbox(300), Outbox(100_000)
+    await hub.open(MANAGER, slow, None)
+    await hub.open(MANAGER, fine, None)
+    for i in range(5):
+        await store.commit("A", "S1", setting(endpoint_id="E1", display_name=str(i) * 50))
+    msgs = [await take(fine) for _ in range(6)]
+    assert [m["cursor"] for m in msgs[1:]] == [1, 2, 3, 4, 5]
+    assert slow.closing is not None and slow.closing.code == 3008 and slow.aborted
+    assert len(hub._feeds["A"].subs) == 1
+
+
+async def test_draining_tells_every_connection_to_reconnect(hub: Hub) -> None:
+    box = Outbox(1000)
+    hub.track(box)
+    task = asyncio.ensure_future(hub.drain(spread_ms=500, timeout=1))
+    reconnect = await take(box)
+    assert reconnect["type"] == "reconnect" and 0 <= reconnect["delayMs"] <= 500
+    assert box.closing is not None and box.closing.code == 3001
+    hub.untrack(box)
+    await asyncio.wait_for(task, 1)
+    with pytest.raises(Draining):
+        await hub.open(MANAGER, Outbox(10), None)
+
+
+async def test_draining_does_not_wait_for_a_connection_blocked_in_a_write(hub: Hub) -> None:
+    stalled, fine = Outbox(1000), Outbox(1000)
+    stalled.stalled = True
+    hub.track(stalled)
+    hub.track(fine)
+    task = asyncio.ensure_future(hub.drain(spread_ms=500, timeout=5))
+    assert (await take(fine))["type"] == "reconnect"
+    assert stalled.closing is not None and stalled.closing.code == 3001 and stalled.aborted and len(stalled) == 0
+    assert hub.teardowns.stalled_at_drain == 1
+    hub.untrack(stalled)
+    hub.untrack(fine)
+    await asyncio.wait_for(task, 1)
+
+
+def test_publications_parse_the_commit_script_format() -> None:
+    data = b'e1\n7\n{"session_id":"S1","rev":1,"before":[false,[]],"after":[true,["E1"]],"ops":[],"session":{}}'
+    change = parse_publication("A", data)
+    assert (change.account_id, change.epoch, change.cursor, change.entry.session_id) == ("A", "e1", 7, "S1")

@@ -1,0 +1,143 @@
+"""What one callback costs Redis, counted on a real Redis: round trips (client
+side) and commands (server side, `INFO commandstats`, which also counts the
+commands a script runs). Counts, not times, so these bounds are exact."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
+
+from app.config import Settings
+from app.composition import create_app
+from tests.flows import a_inbound_to_agent as a
+from tests.flows import c_missed as c
+from tests.flows.http import deliver
+from tests.flows.model import Step
+from tests.support.resp import resp_commands
+
+BASE = "http://testserver"
+
+
+class CountingConnection(Connection):
+    """Counts round trips where they happen, on the wire: each socket write of
+    one command or of a whole batch (a pipeline, or the store's
+    `Redis.run`) is one round trip, whatever sent it (so a client
+    library's hidden extra request, like a pipeline's `SCRIPT EXISTS`, is
+    counted too). `run` coalesces the batches of concurrent requests into one
+    write; these tests deliver one callback at a time, so a write here carries
+    one request's batch and the counts are per request. Records the keys of
+    every script call, read back from the bytes sent, however they were packed."""
+
+    client: CountingRedis
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self.client.round_trips += 1
+        data = command.encode() if isinstance(command, str) else (
+            command if isinstance(command, bytes) else b"".join(command))
+        for args in resp_commands(data):
+            if args[0].upper() in (b"EVALSHA", b"EVAL"):
+                self.client.scripts.append(tuple(_text(k) for k in args[3:3 + int(args[2])]))
+        await super().send_packed_command(command, check_health)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class CountingRedis(aioredis.Redis):
+    round_trips: int
+    scripts: list[tuple[str, ...]]
+
+    @classmethod
+    def connect(cls, url: str) -> CountingRedis:
+        holder: dict[str, CountingRedis] = {}
+        connection = type("Counted", (CountingConnection,), {"client": property(lambda _: holder["client"])})
+        redis = cls.from_url(url, connection_class=connection)
+        redis.round_trips, redis.scripts = 0, []
+        holder["client"] = redis
+        return redis
+
+
+async def server_commands(redis: aioredis.Redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items()
+               if not k.startswith(("cmdstat_info", "cmdstat_config")))
+
+
+@pytest.fixture
+async def counted(clean_redis: str, settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, CountingRedis]]:
+    redis = CountingRedis.connect(clean_redis)
+    app = create_app(settings, redis=redis)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        # Another call first, so the scripts are loaded (a fresh server's first
+        # EVALSHA is answered NOSCRIPT, then the script is loaded once).
+        assert (await deliver(client, c.NO_ANSWER.steps[0])).status_code == 204
+        yield client, redis
+    await redis.aclose()
+
+
+async def cost(client: httpx.AsyncClient, redis: CountingRedis, step: Step) -> tuple[int, int]:
+    """(round trips, server commands) of delivering `step`."""
+    admin = aioredis.Redis(connection_pool=redis.connection_pool)
+    await admin.config_resetstat()
+    before = redis.round_trips
+    assert (await deliver(client, step)).status_code == 204
+    return redis.round_trips - before, await server_commands(admin)
+
+
+async def test_a_callback_with_its_session_in_the_url_takes_two_round_trips(
+        counted: tuple[httpx.AsyncClient, CountingRedis]) -> None:
+    """Read (marker, record, owner, links) and commit (state, plus new links and
+    their dead-letter checks in the same pipeline): nothing else while no letters
+    wait. A session's first callback claims its owner in the read (SET NX GET:
+    a single-key command, since the owner key is outside the account's Cluster
+    slot; a lost claim stops the commit before anything is written)."""
+    client, redis = counted
+    first, *rest, last = a.FLOW.steps  # `last` is the customer's leg: no session in its URL
+    # read pipeline: EXISTS marker, HMGET, SET NX GET owner (the claim), EXISTS per link;
+    # commit pipeline: SET NX and EXISTS per new link + EVALSHA (EXISTS HGET HSET SADD PERSIST
+    # SADD-endpoint GET-epoch GET-epoch-generation SET-epoch SET-generation INCR XADD PUBLISH
+    # SET-marker; its INFO replication is not counted). No `SCRIPT EXISTS` before the
+    # commit (redis-py's pipeline sends one, a round trip of its own, whenever it holds a script)
+    assert await cost(client, redis, first) == (2, 22)
+    for step in rest:  # no claim, no new link, no new endpoint; the epoch stands
+        assert await cost(client, redis, step) == (2, 15), step
+    # first a lookup of its link to find the session, then the read, then the commit,
+    # which ends the session: it leaves the active and endpoint sets and gets its TTL
+    assert await cost(client, redis, last) == (3, 18)
+
+
+async def test_a_duplicate_takes_one_round_trip(counted: tuple[httpx.AsyncClient, CountingRedis]) -> None:
+    client, redis = counted
+    await deliver(client, a.FLOW.steps[0])
+    # the read pipeline alone (EXISTS marker, HMGET, SET NX GET owner, EXISTS per link): the marker says seen
+    assert await cost(client, redis, a.FLOW.steps[0]) == (1, 5)
+
+
+def slot_tag(key: str) -> str:
+    """The part of a key Redis Cluster hashes: the first {...} that is not empty."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1:end] if start >= 0 and end > start + 1 else key
+
+
+async def test_every_script_touches_one_cluster_slot(clean_redis: str, settings: Settings) -> None:
+    """Each flow, delivered whole (with dead letters, links and replays): every
+    script's keys share one hash tag, so each would run on Redis Cluster."""
+    from tests.flows import FLOWS
+
+    redis = CountingRedis.connect(clean_redis)
+    app = create_app(settings, redis=redis)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        for flow in FLOWS.values():
+            for step in reversed(flow.steps):  # reversed: dead letters first, then their replay
+                assert (await deliver(client, step)).status_code == 204
+    await redis.aclose()
+    assert len(redis.scripts) > 20
+    for script_keys in redis.scripts:
+        assert len({slot_tag(k) for k in script_keys}) == 1, script_keys
