@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.apidocs import routes as apidocs
 from app.config import Settings, load_settings
+from app.ingest.events import EventIngest
 from app.auth.jwks import build_verifier
 from app.live.broker import Broker
 from app.live.hub import build_hub
@@ -46,6 +47,7 @@ def build_services(settings: Settings, redis: Redis) -> Services:
         live=hub,
         reads=SnapshotReads(PositionBatcher(redis), Snapshots()),
         origins=OriginPolicy(settings),
+        events=EventIngest(store),
         twilio=TwilioWebhooks(store, settings),
         metrics=metrics.Metrics(store, hub),
     )

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth.tokens import Principal, TokenVerifier
 from app.config import Settings
+from app.ingest.events import EventIngest
 from app.observability.context import note_account
 from app.web.snapshot_cache import SnapshotReads
 from app.storage.session_store import SessionStore
@@ -30,6 +31,7 @@ class Services:
     live: Hub  # live push; started and stopped by the lifespan
     reads: SnapshotReads  # cached, position-validated GET /sessions/active
     origins: OriginPolicy  # which pages may use cookie credentials (app.web.origins)
+    events: EventIngest  # POST /events's use case
     twilio: TwilioWebhooks  # the Twilio callbacks' tokens, public URL and ingester
     metrics: Metrics  # what GET /metrics reads at scrape time
 

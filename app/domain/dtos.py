@@ -177,22 +177,8 @@ class ErrorResponse(Dto):
 # Which SessionInfo members the C# base class EntityInfo declares: XML writes
 # them in EntityInfo's own namespace, ahead of SessionInfo's members.
 ENTITY_FIELDS: Final[tuple[str, ...]] = tuple(EntityInfo.__struct_fields__)
-SESSION_FIELDS: Final[tuple[str, ...]] = tuple(SessionInfo.__struct_fields__)
 
 
 def pascal(name: str) -> str:
     """`most_recent_participant_call_sid` -> `MostRecentParticipantCallSid`."""
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
-
-
-def camel(name: str) -> str:
-    """`most_recent_participant_call_sid` -> `mostRecentParticipantCallSid`."""
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-# JSON wire name -> Python attribute name, for partial updates by name.
-SESSION_WIRE_NAMES: Final[dict[str, str]] = {camel(f): f for f in SESSION_FIELDS}
-MEMBER_WIRE_NAMES: Final[dict[str, str]] = {
-    camel(f): f for f in SessionMemberInfo.__struct_fields__
-}

@@ -51,14 +51,6 @@ def end_session(info: SessionInfo, at: str, outcome: str | None) -> SessionInfo:
     )
 
 
-def member_key(member: SessionMemberInfo) -> tuple[str, str] | None:
-    if member.call_sid:
-        return ("callSid", member.call_sid)
-    if member.identity:
-        return ("identity", member.identity)
-    return None
-
-
 def find_member(members: list[SessionMemberInfo], member: SessionMemberInfo) -> int | None:
     """Index of the member matched by callSid, else identity (the events API rule)."""
     if member.call_sid:

@@ -210,13 +210,6 @@ class SessionStore:
     def owner_ttl(self) -> int:
         return 4 * max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
 
-    async def claim(self, session_id: str, account_id: str) -> None:
-        """Bind a session id to an account for life; raise if another owns it."""
-        [previous] = raise_errors(await self._run(
-            [("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET")]))
-        if previous is not None and text(previous) != account_id:
-            raise OwnershipConflict(session_id, text(previous))
-
     async def commit(
         self,
         account_id: str,

@@ -21,6 +21,7 @@ import msgspec
 
 from app.domain.ids import ID_RULE, is_id
 from app.domain.dtos import ResponseError
+from app.formats.typed_input import Problem, problems
 from app.twilio.signature import Params
 
 MAX_BODY_BYTES: Final = 64 * 1024  # a real callback is ~2 KB
@@ -262,12 +263,12 @@ def _known_params(kind: type[msgspec.Struct]) -> frozenset[str]:
 
 def _convert(values: dict[str, str], kind: type[_C], errors: list[ResponseError]) -> _C | None:
     known = _known_params(kind)
+    read = {k: v for k, v in values.items() if k in known}
     try:
-        return msgspec.convert({k: v for k, v in values.items() if k in known}, kind, strict=False)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        where = re.search(r"missing required field `(\w+)`", text) or re.search(r"`\$\.(\w+)`", text)
-        errors.append(_err(where.group(1) if where else "(body)", text))
+        return msgspec.convert(read, kind, strict=False)
+    except msgspec.ValidationError as exc:  # name every bad parameter, not just msgspec's first
+        found = problems(read, kind, strict=False) or [Problem("(body)", str(exc))]
+        errors.extend(_err(p.field, p.message) for p in found)
         return None
 
 

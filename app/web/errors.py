@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.auth.tokens import AuthError
-from app.formats import Format, negotiate, render
 from app.domain.dtos import ErrorResponse, ResponseError, ResponseStatus
+from app.domain.platform_events import BatchInvalid
+from app.formats import Format, negotiate, render
 from app.storage.session_store import StoreUnavailable
 
 log = logging.getLogger("app.errors")
@@ -63,6 +64,12 @@ async def auth_error(request: Request, exc: Exception) -> Response:
     return error_response(request, ApiError(exc.status, exc.error_code, exc.message, headers=headers))
 
 
+async def batch_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BatchInvalid)
+    return error_response(request, ApiError(400, "ValidationError", "The batch is invalid; nothing was applied",
+                                            exc.errors))
+
+
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     log.error("store unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(request, ApiError(503, "ServiceUnavailable", "Session store unavailable; retry later"))
@@ -83,5 +90,6 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 HANDLERS = {
     ApiError: api_error,
     AuthError: auth_error,
+    BatchInvalid: batch_invalid,
     StoreUnavailable: store_unavailable,
 }

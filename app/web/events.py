@@ -1,5 +1,9 @@
-"""`POST /events`: the platform's own events, validated whole, applied once each
-(the use case: `app.ingest.events`)."""
+"""`POST /events`: the platform's own events, validated whole, applied once each.
+
+The route checks the caller and the body (key, content type, size), parses the
+batch (`app.domain.platform_events`), hands it to the use case
+(`app.ingest.events`, built once in `app.composition`) and renders its reply.
+An invalid batch (`BatchInvalid`) is a 400 in `app.web.errors`."""
 
 from __future__ import annotations
 
@@ -9,8 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.auth.tokens import api_key_matches
-from app.domain.platform_events import BatchInvalid, parse_batch
-from app.ingest.events import EventIngest
+from app.domain.platform_events import parse_batch
 from app.services import services
 from app.web.errors import ApiError
 from app.web.requests import bearer_from_header, read_body, require_json
@@ -26,10 +29,7 @@ async def post_events(request: Request) -> Response:
                        headers={"WWW-Authenticate": 'Bearer realm="/events"'})
     require_json(request)
     body = await read_body(request, svc.settings.max_body_bytes)
-    try:
-        result = await EventIngest(svc.store).handle(parse_batch(body, svc.settings.max_events_per_batch))
-    except BatchInvalid as exc:
-        raise ApiError(400, "ValidationError", "The batch is invalid; nothing was applied", exc.errors) from None
+    result = await svc.events.handle(parse_batch(body, svc.settings.max_events_per_batch))
     return Response(_json.encode(result), media_type="application/json; charset=utf-8")
 
 

@@ -92,3 +92,12 @@ def test_ids_are_matched_whole(field: str, tail: str) -> None:
     with pytest.raises(BatchInvalid) as exc:
         parse([{**raw, field: raw[field] + tail}])
     assert fields_of(exc) == [f"events[0].{field}"]
+
+
+def test_an_event_the_typed_decoder_refuses_is_explained_field_by_field() -> None:
+    """Wrong types and unknown fields, each named (msgspec alone stops at the first)."""
+    with pytest.raises(BatchInvalid) as exc:
+        parse([{**event("session.log", "A", "S", message="m"), "eventId": 5, "occurredAt": 7, "sesion": {}},
+               {**event("session.member", "A", "S", member={"muted": "no", "role": "Boss", "nick": "x"})}])
+    assert fields_of(exc) == ["events[0].eventId", "events[0].occurredAt", "events[0].sesion",
+                              "events[1].member.muted", "events[1].member.role", "events[1].member.nick"]

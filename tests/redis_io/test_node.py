@@ -15,7 +15,7 @@ from redis.asyncio.connection import Connection
 
 from app.redis_io import Command, SingleNode, pack, wrap
 from tests.support.resp import resp_commands
-from tests.twilio.test_cost import CountingRedis
+from tests.support.counting import CountingRedis
 
 _arg = st.one_of(st.text(max_size=20), st.binary(max_size=20), st.integers(-(2**63), 2**63 - 1))
 

@@ -26,6 +26,11 @@ def setting(**changes: object) -> Transition:
     return transition
 
 
+def nothing(current: SessionRecord | None) -> None:
+    """A transition that changes nothing: with `claim`, the commit only claims the session."""
+    return None
+
+
 async def test_commit_writes_state_indexes_cursor_and_log(store: SessionStore) -> None:
     r1 = await store.commit("A", "S1", setting(endpoint_id="E1", call_state="Ringing"), "ev1")
     assert r1.status == "applied" and r1.change and r1.change.cursor == 1
@@ -93,11 +98,12 @@ async def test_changes_since_reports_when_log_no_longer_reaches(store: SessionSt
 
 
 async def test_session_belongs_to_one_account(store: SessionStore) -> None:
-    await store.claim("S1", "A")
-    await store.claim("S1", "A")
+    assert (await store.commit("A", "S1", nothing, claim=True)).status == "unchanged"  # claimed, nothing stored
+    await store.commit("A", "S1", nothing, claim=True)
     with pytest.raises(OwnershipConflict):
-        await store.claim("S1", "B")
+        await store.commit("B", "S1", nothing, claim=True)
     assert await store.owners(["S1", "S2"]) == {"S1": "A", "S2": None}
+    assert await store.get("A", "S1") is None
 
 
 async def test_change_entry_patch_turns_old_into_new(store: SessionStore) -> None:
@@ -118,8 +124,8 @@ async def test_epoch_is_stable_until_redis_loses_it(store: SessionStore) -> None
 
 
 async def test_everything_one_event_touches_shares_the_account_hash_tag(store: SessionStore) -> None:
-    await store.claim("S1", "A")
-    await store.commit("A", "S1", setting(endpoint_id="E1", members=[SessionMemberInfo(endpoint_id="E2")]), "ev1")
+    await store.commit("A", "S1", setting(endpoint_id="E1", members=[SessionMemberInfo(endpoint_id="E2")]), "ev1",
+                       claim=True)
     await store.commit("A", "S1", setting(ended=True), "ev2")
     names = [k.decode() for k in await store.redis.client.keys("*")]
     account_keys = [k for k in names if k != keys.owner("S1")]
@@ -151,7 +157,7 @@ async def test_commit_claims_and_links_with_the_state(store: SessionStore) -> No
 
 
 async def test_commit_into_another_accounts_session_stores_nothing(store: SessionStore) -> None:
-    await store.claim("S1", "B")
+    await store.commit("B", "S1", nothing, claim=True)
     with pytest.raises(OwnershipConflict):
         await store.commit("A", "S1", setting(endpoint_id="E1"), "ev1", claim=True,
                            links=[Link("cs:call:L1", "w:L1")], link_ttl=60)
@@ -186,7 +192,7 @@ async def test_the_commit_claims_in_its_read_so_a_later_claim_loses(
 
     async def claim_for_b(other: SessionStore) -> str:
         try:
-            await other.claim("S1", "B")
+            await other.commit("B", "S1", nothing, claim=True)
         except OwnershipConflict as exc:
             return exc.owner
         return "B"

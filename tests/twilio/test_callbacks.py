@@ -197,3 +197,9 @@ def test_idempotency_key_is_the_signed_request() -> None:
     assert key != idempotency_key("status", "sessionId=S2", form)
     assert key != idempotency_key("conference", "sessionId=S1", form)
     assert key != idempotency_key("status", "sessionId=S1", status_form(SequenceNumber="2"))
+
+
+def test_every_malformed_parameter_is_named_not_just_the_first() -> None:
+    with pytest.raises(CallbackInvalid) as exc:
+        parse_status([], status_form(CallSid=None, SequenceNumber="-1", CallDuration="ninety"))
+    assert {"CallSid", "SequenceNumber", "CallDuration"} <= set(errors(exc))

@@ -5,12 +5,10 @@ commands a script runs). Counts, not times, so these bounds are exact."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection
 
 from app.config import Settings
 from app.composition import create_app
@@ -18,49 +16,9 @@ from tests.flows import a_inbound_to_agent as a
 from tests.flows import c_missed as c
 from tests.flows.http import deliver
 from tests.flows.model import Step
-from tests.support.resp import resp_commands
+from tests.support.counting import CountingRedis
 
 BASE = "http://testserver"
-
-
-class CountingConnection(Connection):
-    """Counts round trips where they happen, on the wire: each socket write of
-    one command or of a whole batch (a pipeline, or the store's
-    `Redis.run`) is one round trip, whatever sent it (so a client
-    library's hidden extra request, like a pipeline's `SCRIPT EXISTS`, is
-    counted too). `run` coalesces the batches of concurrent requests into one
-    write; these tests deliver one callback at a time, so a write here carries
-    one request's batch and the counts are per request. Records the keys of
-    every script call, read back from the bytes sent, however they were packed."""
-
-    client: CountingRedis
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        self.client.round_trips += 1
-        data = command.encode() if isinstance(command, str) else (
-            command if isinstance(command, bytes) else b"".join(command))
-        for args in resp_commands(data):
-            if args[0].upper() in (b"EVALSHA", b"EVAL"):
-                self.client.scripts.append(tuple(_text(k) for k in args[3:3 + int(args[2])]))
-        await super().send_packed_command(command, check_health)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class CountingRedis(aioredis.Redis):
-    round_trips: int
-    scripts: list[tuple[str, ...]]
-
-    @classmethod
-    def connect(cls, url: str) -> CountingRedis:
-        holder: dict[str, CountingRedis] = {}
-        connection = type("Counted", (CountingConnection,), {"client": property(lambda _: holder["client"])})
-        redis = cls.from_url(url, connection_class=connection)
-        redis.round_trips, redis.scripts = 0, []
-        holder["client"] = redis
-        return redis
 
 
 async def server_commands(redis: aioredis.Redis) -> int:

@@ -40,8 +40,7 @@ async def through_store(flow: Flow, steps: list[Step],
         store = SessionStore(redis, settings)
         start = opened(flow)
         if start is not None:
-            await store.claim(flow.session, "A1")
-            await store.commit("A1", flow.session, lambda _: start)
+            await store.commit("A1", flow.session, lambda _: start, claim=True)
         ingest = Ingest(store, settings)
         for step in steps:
             await deliver(ingest, step)

@@ -190,7 +190,7 @@ async def test_callback_for_a_session_it_cannot_have_is_dead_lettered(case: str,
     if case == "no account":
         query = {"sessionId": "S-orphan"}
     else:
-        await store.claim("S-theirs", "A2")
+        await store.commit("A2", "S-theirs", lambda _: None, claim=True)  # claimed by A2, nothing stored
         query = context("S-theirs", **a.ALICE)
     step = call(a.C, "in-progress", 2, 10, query, NO, direction="outbound-dial", frm="+15551230000",
                 to="client:alice")
