@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from app.config_rules import parse_origins, parse_token_map
+
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"  # inside the package (the wheel too)
 CONFIG_DIR = Path("config")  # the deployment's overrides, relative to the working directory
 
@@ -118,15 +120,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"UVICORN_WS must be one of {', '.join(UVICORN_WS_NAMES)} or module:Class, "
                               f"not {self.uvicorn_ws!r}")
         if self.allowed_origins:
-            from app.web.origins import parse_origins
-
             try:
                 parse_origins(self.allowed_origins)
             except ValueError as exc:
                 raise ConfigError(f"ALLOWED_ORIGINS: {exc}") from None
         if self.twilio_auth_tokens:
-            from app.twilio.signature import parse_token_map
-
             try:
                 parse_token_map(self.twilio_auth_tokens)
             except ValueError as exc:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from app.config import Settings
+from app.config_rules import parse_token_map
 from app.observability.context import current
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -33,8 +34,6 @@ class Redactor:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    from app.twilio.signature import parse_token_map
-
     values = [settings.jwt_secret, settings.jwt_secret_base64, settings.events_api_key, settings.metrics_token,
               settings.twilio_auth_token, settings.twilio_auth_token_secondary]
     if settings.twilio_auth_tokens:

@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-import msgspec
+from app.config_rules import parse_token_map
 
 Params = Sequence[tuple[str, str]]
 
@@ -114,16 +114,3 @@ class TokenBook:
     @property
     def configured(self) -> bool:
         return bool(self._default) or any(self._by_account.values())
-
-
-_token_map = msgspec.json.Decoder(dict[str, str | list[str]])
-
-
-def parse_token_map(text: str) -> dict[str, list[str]]:
-    if not text.strip():
-        return {}
-    try:
-        raw = _token_map.decode(text)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"TWILIO_AUTH_TOKENS must be a JSON object of AccountSid to token(s): {exc}") from None
-    return {sid: [value] if isinstance(value, str) else list(value) for sid, value in raw.items()}

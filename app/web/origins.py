@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
+from app.config_rules import origin_of, parse_origins
 from app.web.errors import ApiError
 
 COOKIE: Final = "ss-tok"
@@ -30,21 +30,6 @@ CORS_PATHS: Final = frozenset({
     "/sessions/live", "/sessions/changes",
 })
 _HTTP_SCHEME: Final = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
-
-
-def origin_of(url: str) -> str:
-    """`https://Calls.Example.com:443/x` -> `https://calls.example.com` (RFC 6454 serialisation)."""
-    parts = urlsplit(url.strip())
-    if not parts.scheme or not parts.hostname:
-        raise ValueError(f"not an origin: {url[:80]!r}")
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
-    return f"{parts.scheme.lower()}://{parts.hostname.lower()}{port}"
-
-
-def parse_origins(text: str) -> frozenset[str]:
-    """`ALLOWED_ORIGINS`: comma- or space-separated origins. ValueError names a bad one."""
-    return frozenset(origin_of(item) for item in text.replace(",", " ").split())
 
 
 class OriginPolicy:

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from app.config import ConfigError, load_settings
+from app.config_rules import parse_token_map
 from app.twilio.signature import (
     TokenBook,
     compute_signature,
     is_valid,
-    parse_token_map,
     base_variants,
     url_variants,
 )

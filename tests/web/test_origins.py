@@ -13,7 +13,7 @@ import websockets
 
 from app.config import ConfigError, Settings, load_settings
 from app.composition import create_app
-from app.web.origins import origin_of, parse_origins
+from app.config_rules import origin_of, parse_origins
 from tests.support.factories import token
 from tests.support.live import ws_url
 from tests.support.processes import ServiceProcess
