@@ -1,8 +1,7 @@
 """The processes a run measures: Redis (one redis-server, or a 3-master Redis Cluster), the
 service, the baselines; and what the OS says they cost (CPU seconds, RSS) and what Redis did
-for them (commands, summed over every master). Starting them reuses the test suite's own helpers
-(tests/support/processes.py: issue 11 may move them; bench needs RedisServer,
-RedisClusterServers and ServiceProcess)."""
+for them (commands, summed over every master). The servers themselves are started by
+bench/servers.py (which the tests use too)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.processes import (
+from bench.servers import (
     ROOT,
     RedisClusterServers,
     RedisServer,

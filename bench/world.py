@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import msgspec
 
+from app.auth.tokens import mint_token
 from app.config import Settings, load_settings
-from tests.support.factories import full_session_fields, token
+from bench.samples import full_session_fields
 
 EVENTS_KEY = "test-events-key"  # APP_ENV=test (config/test.toml)
 _settings: Settings | None = None
@@ -95,7 +96,8 @@ class World:
             ep = None if manager else self.endpoint((k - managers_per_account) % self.endpoints)
             roles = ("User", "Manager") if manager else ("User",)
             out.append(Viewer(self.account(a), ep, manager,
-                              token(settings(), sub=f"u{i}", account=self.account(a), endpoint=ep, roles=roles)))
+                              mint_token(settings().jwt_verify_key(), sub=f"u{i}", account_id=self.account(a),
+                                         endpoint_id=ep, roles=list(roles))))
         return out
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from bench.drills.clients import Viewer, manager_token, server_sockets, show, stalled_socket
 from bench.drills.failures import _converged, _fill, _stop
-from bench.drills.processes import Redis, Service, open_fds, rss_bytes, wait_for
+from bench.drills.processes import Redis, Service, open_fds, rss_bytes
+from bench.servers import wait_until
 
 
 async def connection_flood(quick: bool) -> dict[str, Any]:
@@ -24,7 +25,7 @@ async def connection_flood(quick: bool) -> dict[str, Any]:
         sockets = [stalled_socket(service.port, None) for _ in range(count)]
         fds_peak, rss_peak = open_fds(service.pid), rss_bytes(service.pid)
         opened = time.monotonic()
-        cleared = wait_for(lambda: server_sockets(service.pid, service.port) == 0, auth_timeout + 30,
+        cleared = wait_until(lambda: server_sockets(service.pid, service.port) == 0, auth_timeout + 30,
                            "unauthenticated sockets closed")
         closed_by_server = time.monotonic() - opened
         answered = sum(_oversize_answer(service.port) == b"431" for _ in range(oversize))
@@ -65,7 +66,7 @@ async def slow_consumers(quick: bool) -> dict[str, Any]:
         sockets = [stalled_socket(service.port, manager_token()) for _ in range(count)]
         started = time.monotonic()
         await _fill(service.url, 6)
-        torn_down = wait_for(lambda: server_sockets(service.pid, service.port) <= 1, write_timeout * 2 + 30,
+        torn_down = wait_until(lambda: server_sockets(service.pid, service.port) <= 1, write_timeout * 2 + 30,
                              "stalled readers torn down")
         teardown_s = time.monotonic() - started
         converged = await _converged(viewer, service.url, 10)

@@ -8,7 +8,8 @@ import types
 
 import httpx
 
-from tests.support.factories import event, full_session_fields
+from bench.samples import full_session_fields
+from tests.support.factories import event
 
 EVENTS_KEY = "test-events-key"
 

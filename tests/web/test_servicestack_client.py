@@ -7,7 +7,8 @@ import pytest
 from servicestack import IGet, IReturn, JsonServiceClient, WebServiceException
 
 from app.config import Settings
-from tests.support.factories import event, full_session_fields, token
+from bench.samples import full_session_fields
+from tests.support.factories import event, token
 from tests.support.processes import ServiceProcess
 from tests.support.seed_dtos import load
 

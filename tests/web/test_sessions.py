@@ -7,7 +7,8 @@ import pytest
 
 from app.config import Settings
 from tests.support.api import bearer, seed
-from tests.support.factories import event, full_session_fields, token
+from bench.samples import full_session_fields
+from tests.support.factories import event, token
 
 pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
 

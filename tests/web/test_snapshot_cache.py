@@ -20,7 +20,8 @@ from app.domain.positions import Position
 from app.web.snapshot_cache import Snapshot, SnapshotCache, SnapshotKey, SnapshotReads, Snapshots, key_for
 from app.domain.visibility import Viewer
 from tests.support.api import EVENTS_KEY, bearer, seed
-from tests.support.factories import event, full_session_fields, token
+from bench.samples import full_session_fields
+from tests.support.factories import event, token
 from tests.support.processes import ServiceProcess
 
 # ---- pure: keys, cache, single flight ------------------------------------------------------
