@@ -22,6 +22,7 @@ from app.config import Settings, load_settings
 from app.ingest.events import EventIngest
 from app.auth.jwks import build_verifier
 from app.live.broker import Broker
+from app.live.client import LiveLimits
 from app.live.hub import build_hub
 from app.live.signals import drain_on_sigterm
 from app.observability import metrics
@@ -45,6 +46,7 @@ def build_services(settings: Settings, redis: Redis) -> Services:
         store=store,
         verifier=build_verifier(settings),
         live=hub,
+        live_limits=LiveLimits.of(settings),
         reads=SnapshotReads(PositionBatcher(redis), Snapshots()),
         origins=OriginPolicy(settings),
         events=EventIngest(store),

@@ -17,6 +17,7 @@ from app.web.snapshot_cache import SnapshotReads
 from app.storage.session_store import SessionStore
 
 if TYPE_CHECKING:  # built from these modules, which import this one for `services`
+    from app.live.client import LiveLimits
     from app.live.hub import Hub
     from app.observability.metrics import Metrics
     from app.web.origins import OriginPolicy
@@ -29,6 +30,7 @@ class Services:
     store: SessionStore
     verifier: TokenVerifier
     live: Hub  # live push; started and stopped by the lifespan
+    live_limits: LiveLimits  # queue, timeout and size limits every live connection shares
     reads: SnapshotReads  # cached, position-validated GET /sessions/active
     origins: OriginPolicy  # which pages may use cookie credentials (app.web.origins)
     events: EventIngest  # POST /events's use case

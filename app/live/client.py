@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.config import Settings
 from app.auth.tokens import USER, AuthError, Forbidden, Principal, TokenExpired, require_role
 from app.live import protocol
 from app.live.feed import STORE_ERRORS, Subscriber
@@ -74,6 +75,33 @@ class Limits:
     write_timeout: float
     max_message_bytes: int
     timing: Timing
+
+    @classmethod
+    def of(cls, settings: Settings, *, two_way: bool) -> Limits:
+        return cls(
+            queue_max_bytes=settings.live_queue_max_bytes,
+            write_timeout=settings.live_write_timeout,
+            max_message_bytes=settings.live_max_message_bytes,
+            timing=Timing(
+                auth_timeout=settings.live_auth_timeout,
+                ping_interval=settings.live_ping_interval,
+                pong_timeout=settings.live_pong_timeout if two_way else None,
+                token_grace=settings.live_token_grace,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLimits:
+    """The Limits every connection of one app shares, one per transport kind, built
+    once with the app (`app.composition.build_services`)."""
+
+    socket: Limits  # WebSocket: the peer answers pings
+    stream: Limits  # SSE: one way, no pong owed
+
+    @classmethod
+    def of(cls, settings: Settings) -> LiveLimits:
+        return cls(socket=Limits.of(settings, two_way=True), stream=Limits.of(settings, two_way=False))
 
 
 class Connection:

@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
-from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.auth.tokens import USER, require_role
-from app.config import Settings
-from app.live.client import Connection, Limits, PeerGone
+from app.live.client import Connection, PeerGone
 from app.live.hub import Draining, Hub
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message, close_notice
 from app.domain.positions import BadPosition, Position, parse_since
-from app.live.session import Timing
 from app.live.views import Viewer
 from app.services import Services, services
 from app.web import errors
@@ -32,42 +28,6 @@ from app.web.requests import bearer_credential
 
 _json = msgspec.json.Encoder()
 _POLL_KINDS = frozenset({"snapshot", "patch"})
-
-
-@dataclass(frozen=True, slots=True)
-class LiveLimits:
-    """The Limits every connection of one app shares: one object per transport kind."""
-
-    socket: Limits  # WebSocket: the peer answers pings
-    stream: Limits  # SSE: one way, no pong owed
-
-    @classmethod
-    def of(cls, settings: Settings) -> LiveLimits:
-        return cls(socket=_make_limits(settings, two_way=True), stream=_make_limits(settings, two_way=False))
-
-
-def limits(app: Starlette, settings: Settings) -> LiveLimits:
-    """The app's LiveLimits, built from its settings at its first live connection and kept
-    on its state (one per app: no process-wide cache)."""
-    state = app.state
-    built: LiveLimits | None = getattr(state, "live_limits", None)
-    if built is None:
-        built = state.live_limits = LiveLimits.of(settings)
-    return built
-
-
-def _make_limits(settings: Settings, two_way: bool) -> Limits:
-    return Limits(
-        queue_max_bytes=settings.live_queue_max_bytes,
-        write_timeout=settings.live_write_timeout,
-        max_message_bytes=settings.live_max_message_bytes,
-        timing=Timing(
-            auth_timeout=settings.live_auth_timeout,
-            ping_interval=settings.live_ping_interval,
-            pong_timeout=settings.live_pong_timeout if two_way else None,
-            token_grace=settings.live_token_grace,
-        ),
-    )
 
 
 def _hub(svc: Services) -> Hub | None:
@@ -132,7 +92,7 @@ async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
             raise _unavailable()
         token, since = _credentials(scope, svc)
         transport = WebSocketTransport(receive, send)
-        connection = Connection(hub, svc.authenticate, limits(scope["app"], svc.settings).socket, transport)
+        connection = Connection(hub, svc.authenticate, svc.live_limits.socket, transport)
     except Exception as exc:  # noqa: BLE001 - refused as the app's handlers refuse HTTP
         await deny_handshake(scope, send, exc)
         return
@@ -214,8 +174,7 @@ class EventStream(Response):
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # a stream: no length
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         transport = EventStreamTransport(receive, send)
-        live_limits = limits(scope["app"], self._svc.settings).stream
-        connection = Connection(self._hub, self._svc.authenticate, live_limits, transport)
+        connection = Connection(self._hub, self._svc.authenticate, self._svc.live_limits.stream, transport)
         await connection.run(self._token, self._since)
         try:
             await send({"type": "http.response.body", "body": b"", "more_body": False})

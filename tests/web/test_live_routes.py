@@ -16,7 +16,6 @@ from app.auth.tokens import TokenExpired
 from app.config import Settings
 from app.composition import create_app
 from app.storage.session_store import StoreUnavailable
-from app.web import live
 from app.web.errors import ApiError
 from app.web.live import deny_handshake
 from tests.support.factories import token
@@ -86,13 +85,13 @@ async def test_a_refusal_before_accept_is_answered_by_the_apps_handler_for_it(
     assert json.loads(sent[1]["body"])["responseStatus"]["errorCode"] == code
 
 
-def test_limits_are_built_once_per_app_from_its_settings(real_redis: aioredis.Redis, settings: Settings) -> None:
+def test_limits_are_built_with_each_app_from_its_settings(real_redis: aioredis.Redis, settings: Settings) -> None:
+    """Built with the app (not at its first connection), one per app, shared by its connections."""
     app = create_app(settings, redis=real_redis)
     other = create_app(msgspec.structs.replace(settings, live_queue_max_bytes=4096), redis=real_redis)
-    mine = live.limits(app, app.state.services.settings)
-    assert live.limits(app, app.state.services.settings) is mine  # shared by every connection
+    mine = app.state.services.live_limits
     assert mine.socket.timing.pong_timeout == settings.live_pong_timeout and mine.stream.timing.pong_timeout is None
-    assert live.limits(other, other.state.services.settings).socket.queue_max_bytes == 4096
+    assert other.state.services.live_limits.socket.queue_max_bytes == 4096
 
 
 async def test_only_the_live_path_skips_the_router(real_redis: aioredis.Redis, settings: Settings) -> None:
