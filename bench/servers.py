@@ -74,16 +74,17 @@ class RedisServer:
 
 
 class ServiceProcess:
-    """`python -m app serve` as a real child process on a free port."""
+    """`python -m app serve` as a real child process on a free port (or on `port`: a
+    killed server restarted where its clients left it)."""
 
-    def __init__(self, redis_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, redis_url: str, env: dict[str, str] | None = None, *, port: int | None = None) -> None:
         self._start([sys.executable, "-m", "app", "serve", "--log-level", "warning"], "service",
-                    {"APP_ENV": "test", "REDIS_URL": redis_url, **(env or {})})
+                    {"APP_ENV": "test", "REDIS_URL": redis_url, **(env or {})}, port)
 
-    def _start(self, command: list[str], name: str, env: dict[str, str]) -> None:
-        """Run `command` on a free port (given as PORT/HOST and `{port}` in the
-        command) and wait until it answers /health/live."""
-        self.port = free_port()
+    def _start(self, command: list[str], name: str, env: dict[str, str], port: int | None = None) -> None:
+        """Run `command` on `port`, else a free one (given as PORT/HOST and `{port}` in the
+        command), and wait until it answers /health/live."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", **env}
         self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)  # noqa: SIM115 - closed by stop()

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from unittest import mock
 
 from tests.support.processes import ServiceProcess
 
 
 def service_on_port(redis_url: str, port: int, env: dict[str, str] | None = None) -> ServiceProcess:
     """A ServiceProcess on a chosen port: a killed server restarted where its clients left it."""
-    with mock.patch("tests.support.processes.free_port", return_value=port):
-        return ServiceProcess(redis_url, env)
+    return ServiceProcess(redis_url, env, port=port)
 
 
 class Middlebox:
