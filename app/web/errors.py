@@ -14,6 +14,7 @@ from app.domain.dtos import ErrorResponse, ResponseError, ResponseStatus
 from app.domain.platform_events import BatchInvalid
 from app.formats import Format, negotiate, render
 from app.storage.session_store import StoreUnavailable
+from app.twilio.callbacks import CallbackInvalid
 
 log = logging.getLogger("app.errors")
 
@@ -70,6 +71,12 @@ async def batch_invalid(request: Request, exc: Exception) -> Response:
                                             exc.errors))
 
 
+async def callback_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CallbackInvalid)
+    log.warning("twilio callback rejected on %s: %s", request.url.path, exc)
+    return error_response(request, ApiError(400, "ValidationError", "Invalid Twilio callback", exc.errors))
+
+
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     log.error("store unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(request, ApiError(503, "ServiceUnavailable", "Session store unavailable; retry later"))
@@ -91,5 +98,6 @@ HANDLERS = {
     ApiError: api_error,
     AuthError: auth_error,
     BatchInvalid: batch_invalid,
+    CallbackInvalid: callback_invalid,
     StoreUnavailable: store_unavailable,
 }

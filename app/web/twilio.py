@@ -7,7 +7,7 @@ is safely kept as a dead letter); Redis down is 503 (see docs/twilio.md for the
 URL fragment that makes Twilio retry it).
 
 The two routes are plain ASGI endpoints (the hot ingest path: no Request,
-form or Response objects). Errors are raised as usual (`ApiError`,
+form or Response objects). Errors are raised as usual (`ApiError`, `CallbackInvalid`,
 `StoreUnavailable`) before anything is sent, so the app's exception handlers
 answer them with the same `responseStatus` bodies as every other route.
 """
@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
 from app.storage.session_store import SessionStore
-from app.twilio.callbacks import MAX_BODY_BYTES, CallbackInvalid, form_pairs, parse
+from app.twilio.callbacks import MAX_BODY_BYTES, form_pairs, parse
 from app.twilio.ingest import Ingest, letter_for
 from app.twilio.signature import TokenBook, base_variants, matches, url_variants
 from app.web.errors import ApiError
@@ -94,11 +94,7 @@ class Webhook:
             log.warning("twilio %s callback refused: %s signature", kind, "bad" if signature else "no")
             raise ApiError(403, "Forbidden", "Missing or invalid X-Twilio-Signature")
         query = scope.get("query_string", b"").decode("latin-1")
-        try:
-            cb = parse(kind, query, form)
-        except CallbackInvalid as exc:
-            log.warning("twilio %s callback rejected: %s", kind, exc)
-            raise ApiError(400, "ValidationError", "Invalid Twilio callback", exc.errors) from None
+        cb = parse(kind, query, form)  # CallbackInvalid: a 400 naming the fields (app.web.errors)
         await hooks.ingest.handle(letter_for(kind, query, form, cb), cb)
         await send(_start_204())
         await send({"type": "http.response.body", "body": b""})
