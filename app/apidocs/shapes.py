@@ -1,8 +1,10 @@
-"""Wire shapes that the service builds or parses by hand (no Struct decodes them),
-written down as Structs so the OpenAPI document can describe them the same way
-as the models. They describe, they are not used on the hot path; the schemathesis
-test checks the service's answers against them, and tests/apidocs/test_pages.py
-checks them against app.domain.platform_events and app.live.protocol.
+"""Wire shapes written down as Structs so the OpenAPI document can describe them the
+same way as the models: bodies the service builds or parses by hand, and the events
+batch as a reader should see it (`session` as SessionInfo, ids with their pattern;
+app.domain.platform_events decodes it with partial patches generated from the
+models). They describe, they are not used on the hot path; the schemathesis test
+checks the service's answers against them, and tests/apidocs/test_pages.py checks
+them against app.domain.platform_events and app.live.protocol.
 
 Pure: no Starlette, no Redis.
 """

@@ -3,11 +3,14 @@ and the documentation Structs checked against the code they describe."""
 
 from __future__ import annotations
 
+import typing
+
 import httpx
 import msgspec
 
 from app.apidocs import catalog, shapes
 from app.apidocs.metadata import MetadataTypes
+from app.domain import platform_events
 from app.live import protocol
 from app.domain.dtos import SessionInfo
 
@@ -70,3 +73,13 @@ def test_documented_live_messages_match_the_protocol() -> None:
     for documented, actual in ((shapes.SnapshotMessage, protocol._Snapshot), (shapes.PatchMessage, protocol._Patch)):
         assert documented.__struct_fields__ == actual.__struct_fields__
         assert documented.__struct_config__.tag == actual.__struct_config__.tag
+
+
+def test_documented_events_are_the_ones_parsed() -> None:
+    """The OpenAPI event shapes (apidocs/shapes.py) name the same tags and wire fields as the
+    Structs that decode POST /events (domain/platform_events.py)."""
+    def wire(union: object) -> dict[str, set[str]]:
+        return {str(kind.__struct_config__.tag): {f.encode_name for f in msgspec.structs.fields(kind)}
+                for kind in typing.get_args(union)}
+
+    assert wire(shapes.Event) == wire(platform_events.Event)
