@@ -54,12 +54,8 @@ class _Event(msgspec.Struct, tag_field="type", rename="camel", forbid_unknown_fi
     occurred_at: str  # canonical UTC once checked (records.utc_timestamp)
 
     def _checked_envelope(self, at: str, errors: list[ResponseError]) -> dict[str, Any]:
-        """The envelope's rules; the normalised values to replace."""
-        for wire, value in (("eventId", self.event_id), ("accountId", self.account_id),
-                            ("sessionId", self.session_id)):
-            if not is_id(value):
-                errors.append(_err(f"{at}.{wire}", f"'{wire}' is required: {ID_RULE}"))
-        return {"occurred_at": _timestamp(self.occurred_at, f"{at}.occurredAt", errors)}
+        return _envelope_rules({"eventId": self.event_id, "accountId": self.account_id,
+                                "sessionId": self.session_id, "occurredAt": self.occurred_at}, at, errors)
 
 
 class SessionUpsert(_Event, tag="session.upsert", frozen=True):
@@ -71,10 +67,12 @@ class SessionUpsert(_Event, tag="session.upsert", frozen=True):
         return {k: v for k, v in given(self.session).items() if k not in ("id", "account_id")}
 
     def checked(self, at: str, errors: list[ResponseError]) -> dict[str, Any]:
+        """Its rules beyond the types (every problem to `errors`); the normalised values."""
+        normalised = self._checked_envelope(at, errors)
         wire = _wire_given(self.session)
         errors.extend(_maintained(_server_fields(wire, self.session_id, self.account_id), f"{at}.session"))
         errors.extend(_too_long(wire, f"{at}.session"))
-        return self._checked_envelope(at, errors)
+        return normalised
 
     def applied_to(self, info: SessionInfo) -> SessionInfo:
         return msgspec.structs.replace(info, **self.fields)
@@ -88,10 +86,11 @@ class SessionMember(_Event, tag="session.member", frozen=True):
         return SessionMemberInfo(**given(self.member))
 
     def checked(self, at: str, errors: list[ResponseError]) -> dict[str, Any]:
+        normalised = self._checked_envelope(at, errors)
         errors.extend(_too_long(_wire_given(self.member), f"{at}.member"))
         if not self.info.call_sid and not self.info.identity:
             errors.append(_err(f"{at}.member", "A member needs 'callSid' or 'identity' to be matched"))
-        return self._checked_envelope(at, errors)
+        return normalised
 
     def applied_to(self, info: SessionInfo) -> SessionInfo:
         members = list(info.members or ())
@@ -108,8 +107,10 @@ class SessionLog(_Event, tag="session.log", frozen=True):
     date: str | None = None  # default: occurredAt
 
     def checked(self, at: str, errors: list[ResponseError]) -> dict[str, Any]:
-        date = {"date": _timestamp(self.date, f"{at}.date", errors)} if self.date is not None else {}
-        return {**self._checked_envelope(at, errors), **date}
+        normalised = self._checked_envelope(at, errors)
+        if self.date is not None:
+            normalised["date"] = _timestamp(self.date, f"{at}.date", errors)
+        return normalised
 
     def applied_to(self, info: SessionInfo) -> SessionInfo:
         entry = SessionLogInfo(date=self.date or self.occurred_at, message=self.message)
@@ -185,7 +186,10 @@ def _explain(doc: Any, at: str) -> list[ResponseError]:
     if kind is None:
         return [_err(f"{at}.type", f"Unknown event type {tag!r}; expected one of {', '.join(EVENT_TYPES)}")]
     nested = {name: patch for name, patch in _NESTED.items() if name in kind.__struct_fields__ and name in doc}
-    found = [_err(_at(at, p.field), p.message) for p in problems(doc, kind, skip=frozenset(nested))]
+    refused = problems(doc, kind, skip=frozenset(nested))
+    found = [_err(_at(at, p.field), p.message) for p in refused]
+    reported = {p.field for p in refused}
+    _envelope_rules({k: v for k, v in doc.items() if k not in reported}, at, found)  # on what did convert
     for name, patch in nested.items():
         value, where = doc[name], f"{at}.{name}"
         server = _server_fields(value, doc.get("sessionId"), doc.get("accountId")) \
@@ -193,6 +197,16 @@ def _explain(doc: Any, at: str) -> list[ResponseError]:
         found += _maintained(server, where)
         found += [_err(_at(where, p.field), p.message) for p in problems(value, patch, skip=frozenset(server))]
     return found
+
+
+def _envelope_rules(values: Mapping[str, Any], at: str, errors: list[ResponseError]) -> dict[str, Any]:
+    """The envelope's rules beyond its types, on the given wire-named values: the one id
+    rule, ISO 8601 with a time zone. The normalised values (attribute names)."""
+    for wire in ("eventId", "accountId", "sessionId"):
+        if wire in values and not is_id(values[wire]):
+            errors.append(_err(f"{at}.{wire}", f"'{wire}' is required: {ID_RULE}"))
+    occurred = values.get("occurredAt")
+    return {"occurred_at": _timestamp(occurred, f"{at}.occurredAt", errors)} if isinstance(occurred, str) else {}
 
 
 def _server_fields(session: Mapping[str, Any], session_id: Any, account_id: Any) -> list[str]:

@@ -98,6 +98,9 @@ def test_an_event_the_typed_decoder_refuses_is_explained_field_by_field() -> Non
     """Wrong types and unknown fields, each named (msgspec alone stops at the first)."""
     with pytest.raises(BatchInvalid) as exc:
         parse([{**event("session.log", "A", "S", message="m"), "eventId": 5, "occurredAt": 7, "sesion": {}},
-               {**event("session.member", "A", "S", member={"muted": "no", "role": "Boss", "nick": "x"})}])
+               {**event("session.member", "A", "S", member={"muted": "no", "role": "Boss", "nick": "x"})},
+               {**event("session.end", "A 1", "S"), "occurredAt": "yesterday", "bogus": 1}])
     assert fields_of(exc) == ["events[0].eventId", "events[0].occurredAt", "events[0].sesion",
-                              "events[1].member.muted", "events[1].member.role", "events[1].member.nick"]
+                              "events[1].member.muted", "events[1].member.role", "events[1].member.nick",
+                              # the rules types cannot state still run on what did convert
+                              "events[2].bogus", "events[2].accountId", "events[2].occurredAt"]
