@@ -18,7 +18,6 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
@@ -32,6 +31,7 @@ from app.storage import keys
 from app.storage.session_store import SessionStore, StoreUnavailable
 from app.sweep import answers
 from app.sweep.calls_api import ApiFailed, CallsApi
+from app.sweep.counts import SweepCounts, from_hash
 from app.sweep.lease import Leases
 from app.sweep.selection import Ask, Stuck, Thresholds, candidates, stuck
 from app.twilio.callbacks import CallStatus
@@ -195,19 +195,11 @@ def _letter(account_id: str, session_id: str, cb: CallStatus, now: datetime) -> 
                   sids=[cb.call_sid])
 
 
-async def account_counts(store: SessionStore, account_id: str) -> dict[str, Any]:
+async def account_counts(store: SessionStore, account_id: str, interval_seconds: float) -> SweepCounts:
     """What the sweep did for an account, as kept in Redis (every process's sweeps)."""
-    [raw] = raise_errors(await store.redis.run([("HGETALL", keys.sweep_counts(account_id))]))
+    try:
+        [raw] = raise_errors(await store.redis.run([("HGETALL", keys.sweep_counts(account_id))]))
+    except REDIS_DOWN as exc:
+        raise StoreUnavailable(str(exc)) from exc
     pairs = dict(zip(raw[0::2], raw[1::2])) if isinstance(raw, list) else raw
-    values = {text(k): text(v) for k, v in pairs.items()}
-    resolved = {k.removeprefix("resolved:"): int(v) for k, v in sorted(values.items()) if k.startswith("resolved:")}
-    return {
-        "accountId": account_id,
-        "asked": int(values.get("asked", 0)),
-        "resolved": resolved,
-        "lost": int(values.get("lost", 0)),
-        "stale": int(values.get("stale", 0)),
-        "confirmed": int(values.get("confirmed", 0)),
-        "errors": int(values.get("errors", 0)),
-        "lastPassAt": values.get("lastPassAt"),
-    }
+    return from_hash(account_id, {text(k): text(v) for k, v in pairs.items()}, interval_seconds)

@@ -76,8 +76,8 @@ async def test_a_call_twilio_says_completed_ends_with_that_outcome(
     assert record.info.date_completed == "2024-05-01T10:07:00.000Z"
     assert dict(twilio_api.fetches) == {CUSTOMER: 1, AGENT: 1}
     assert counts == {"asked": 1, "resolved:completed": 2}
-    shown = await account_counts(store, "A1")
-    assert shown["asked"] == 1 and shown["resolved"] == {"completed": 2} and shown["lastPassAt"]
+    shown = await account_counts(store, "A1", 30)
+    assert shown.asked == 1 and shown.resolved == {"completed": 2} and shown.last_pass_at == "2024-05-01T15:00:00.000Z"
     view = await store.view("A1", None, whole_account=True)
     assert view.sessions == []  # no longer active
 
