@@ -5,7 +5,8 @@ sign its callbacks). `TWILIO_API_URL` is where the requests go (Twilio's by defa
 a stand-in in the tests; empty: no REST API, so no account has credentials).
 
 The library is synchronous: every request runs in a worker thread, bounded by a
-timeout, so the event loop never waits on Twilio."""
+timeout, so the event loop never waits on Twilio. It is imported on the first
+request (in that thread): a process that never asks Twilio never loads it."""
 
 from __future__ import annotations
 
@@ -13,11 +14,6 @@ import asyncio
 import logging
 from datetime import datetime
 from typing import Any
-
-from requests import RequestException
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
 from app.config import Settings
 from app.sweep.answers import CallAnswer, Gone
@@ -54,6 +50,9 @@ class CallsApi:
     def _fetch(self, account_sid: str, call_sid: str) -> CallAnswer | Gone:
         """In a worker thread: each of the account's tokens in turn until one is accepted
         (during a rotation either may be the live one)."""
+        from requests import RequestException
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
         refused = ""
         for token in self._tokens.tokens_for(account_sid):
             try:
@@ -78,6 +77,9 @@ class CallsApi:
     def _client(self, account_sid: str, token: str) -> Any:
         client = self._clients.get((account_sid, token))
         if client is None:
+            from twilio.http.http_client import TwilioHttpClient
+            from twilio.rest import Client
+
             http = TwilioHttpClient(timeout=self.timeout, logger=_http_log)
             # environment={}: no TWILIO_EDGE/TWILIO_REGION from the process environment rewriting the host.
             client = Client(account_sid, token, http_client=http, environment={})
