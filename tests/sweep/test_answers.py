@@ -119,3 +119,13 @@ def test_a_callback_after_the_mark_clears_it() -> None:
     assert record is not None
     later = apply(record, status(CUSTOMER, "in-progress", 1, T0 + timedelta(minutes=10))[2])
     assert later is not None and not answers.is_stale(later)
+
+
+def test_lost_is_the_sweeps_word_only_a_callback_cannot_say_it() -> None:
+    import pytest
+
+    from app.twilio.callbacks import CallbackInvalid, parse
+
+    query, form, _ = status(CUSTOMER, "ringing", 1, T0)
+    with pytest.raises(CallbackInvalid, match="CallStatus"):
+        parse("status", query, [(k, "lost" if k == "CallStatus" else v) for k, v in form])
