@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import msgspec
+import pytest
 
 from app.domain.dtos import SessionCallState
 from app.sweep import answers
 from app.sweep.answers import CallAnswer, Gone
 from app.twilio import facts
+from app.twilio.callbacks import CallbackInvalid, parse
 from app.twilio.transitions import apply
 from tests.sweep.calls import ACCOUNT_SID, AGENT, CUSTOMER, T0, answered, ringing, status
 from tests.sweep.test_selection import record_of
@@ -122,10 +124,6 @@ def test_a_callback_after_the_mark_clears_it() -> None:
 
 
 def test_lost_is_the_sweeps_word_only_a_callback_cannot_say_it() -> None:
-    import pytest
-
-    from app.twilio.callbacks import CallbackInvalid, parse
-
     query, form, _ = status(CUSTOMER, "ringing", 1, T0)
     with pytest.raises(CallbackInvalid, match="CallStatus"):
         parse("status", query, [(k, "lost" if k == "CallStatus" else v) for k, v in form])
