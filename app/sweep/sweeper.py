@@ -101,7 +101,13 @@ class Sweeper:
         self._held = await self.leases.take(sorted(text(m) for m in members))
         TALLY.sweep["passes"] += 1
         for account_id in self._held:
-            await self.sweep_account(account_id)
+            try:
+                await self.sweep_account(account_id)
+            except (StoreUnavailable, *REDIS_DOWN):
+                raise  # every account needs Redis: the loop says so and tries next pass
+            except Exception:  # noqa: BLE001 - one account's trouble must not stop the others' sweep
+                TALLY.sweep["errors"] += 1
+                log.exception("sweep of account %s failed", account_id)
         return list(self._held)
 
     async def sweep_account(self, account_id: str) -> Counter[str]:
@@ -132,8 +138,8 @@ class Sweeper:
         counts: Counter[str] = Counter(asked=1)
         askable = [a for a in item.asks if self.api.can_ask(a.account_sid)]
         if not askable:
-            await self._mark_stale(account_id, item, self._why_not(item.asks), now)
-            return counts + Counter(stale=1)
+            marked = await self._mark_stale(account_id, item, self._why_not(item.asks), now)
+            return counts + Counter(stale=int(marked))
         failures: list[str] = []
         for ask in askable:
             outcome = await self._ask(account_id, item.session_id, ask, now)
@@ -141,8 +147,8 @@ class Sweeper:
             if outcome == "errors":
                 failures.append(ask.call_sid)
         if len(failures) == len(askable):  # nothing could be checked: say so on the session
-            await self._mark_stale(account_id, item, f"Twilio's API did not answer about {', '.join(failures)}", now)
-            counts["stale"] += 1
+            reason = f"Twilio's API did not answer about {', '.join(failures)}"
+            counts["stale"] += int(await self._mark_stale(account_id, item, reason, now))
         return counts
 
     async def _ask(self, account_id: str, session_id: str, ask: Ask, now: datetime) -> str:
@@ -172,11 +178,14 @@ class Sweeper:
         sids = sorted({a.account_sid for a in asks if a.account_sid})
         return f"no Twilio credentials for {', '.join(sids)}" if sids else "no AccountSid known for its calls"
 
-    async def _mark_stale(self, account_id: str, item: Stuck, reason: str, now: datetime) -> None:
+    async def _mark_stale(self, account_id: str, item: Stuck, reason: str, now: datetime) -> bool:
+        """Whether the mark was filed (not when the session is already marked)."""
         entry = answers.stale_entry(item.heard_at, reason, now)
         result = await self.store.commit(account_id, item.session_id, lambda r: answers.mark_stale(r, entry))
-        if result.status == "applied":
-            log.info("sweep: session %s marked stale: %s", item.session_id, reason)
+        if result.status != "applied":
+            return False
+        log.info("sweep: session %s marked stale: %s", item.session_id, reason)
+        return True
 
     async def _record(self, account_id: str, counts: Counter[str], now: datetime) -> None:
         for name, n in counts.items():
