@@ -84,7 +84,7 @@ def _plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from app.simulator.runner import Plan
 
     return Plan(rate=args.rate, speed=args.speed, calls=args.calls, duration=args.duration, flows=args.flows,
-                seed=args.seed)
+                seed=args.seed, drop_callbacks=args.drop_callbacks)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -134,6 +134,19 @@ def _traffic_options(p: argparse.ArgumentParser, rate: float, speed: float) -> N
     p.add_argument("--seed", type=int, help="repeat a run exactly")
     p.add_argument("--calls", type=int, default=0, help="stop after this many calls (default: no limit)")
     p.add_argument("--duration", type=float, default=0, help="stop starting calls after this many seconds")
+    p.add_argument("--drop-callbacks", type=_share, default=0.0, metavar="SHARE",
+                   help="never send this share (0-1) of Twilio callbacks, as if lost, so the sweep has "
+                        "stuck calls to find (e.g. 0.2)")
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share from 0 to 1, not {value:g}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:

@@ -32,8 +32,10 @@ from app.observability.logs import configure_logging
 from app.storage.position_reads import PositionBatcher
 from app.redis_io import REDIS_DOWN, Redis, connect, wrap
 from app.services import Services
+from app.sweep.calls_api import CallsApi
+from app.sweep.sweeper import Sweeper
 from app.web.snapshot_cache import SnapshotReads, Snapshots
-from app.web import console, errors, events, health, live, sessions, twilio
+from app.web import console, errors, events, health, live, sessions, sweep, twilio
 from app.web.origins import ClientCors, OriginPolicy
 from app.web.twilio import TwilioWebhooks
 
@@ -41,6 +43,7 @@ from app.web.twilio import TwilioWebhooks
 def build_services(settings: Settings, redis: Redis) -> Services:
     store = MeasuredStore(redis, settings)
     hub = build_hub(store, Broker(redis), settings)
+    webhooks = TwilioWebhooks(store, settings)
     return Services(
         settings=settings,
         store=store,
@@ -50,8 +53,9 @@ def build_services(settings: Settings, redis: Redis) -> Services:
         reads=SnapshotReads(PositionBatcher(redis), Snapshots()),
         origins=OriginPolicy(settings),
         events=EventIngest(store),
-        twilio=TwilioWebhooks(store, settings),
+        twilio=webhooks,
         metrics=metrics.Metrics(store, hub),
+        sweeper=Sweeper(store, webhooks.ingest, CallsApi(settings), settings),
     )
 
 
@@ -96,12 +100,14 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
         except REDIS_DOWN as exc:  # Redis not up yet: /health says so, and the first use retries
             logging.getLogger("app").warning("Redis not reachable at start-up: %s", exc)
         await hub.start()
+        await svc.sweeper.start()  # no call stuck forever (app/sweep/): the first pass after one interval
         # SIGTERM: tell live clients to reconnect elsewhere before the server stops.
         restore = drain_on_sigterm(lambda: hub.drain(settings.live_drain_spread_ms, settings.live_drain_timeout))
         try:
             yield
         finally:
             restore()
+            await svc.sweeper.stop()
             await hub.stop()
             if owns_redis:
                 await client.aclose()
@@ -110,7 +116,7 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
     cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
     app = App(
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
-                *console.routes(), *apidocs.routes(), *metrics.routes()],
+                *console.routes(), *apidocs.routes(), *metrics.routes(), *sweep.routes()],
         middleware=[Middleware(AccessMiddleware), *cors],
         exception_handlers={
             **errors.HANDLERS,

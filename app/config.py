@@ -64,6 +64,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # JSON object {"AC...": "token"} or {"AC...": ["token", "next-token"]}.
     twilio_auth_tokens: str = ""
     dead_letter_max_len: int = 1000
+    # The sweep (app/sweep/, docs/twilio.md): sessions that heard nothing for too long are checked
+    # with Twilio's REST API (`twilio_api_url`, empty: no REST API, such sessions are marked stale).
+    sweep_interval_seconds: float = 30.0  # how often each process looks for accounts to sweep (0: never)
+    sweep_ringing_after_seconds: float = 180.0  # a queued/initiated/ringing leg heard nothing for this long
+    sweep_in_progress_max_seconds: float = 14_700.0  # an answered leg (Twilio's default time limit is 4 h)
+    sweep_recheck_seconds: float = 300.0  # a session asked about is not asked about again before this
+    sweep_lease_seconds: float = 90.0  # an account's sweeper lease; another process takes over after it
+    sweep_fetch_timeout: float = 10.0  # one REST request to Twilio
+    twilio_api_url: str = "https://api.twilio.com"
     # Live push (/sessions/live WebSocket and SSE, /sessions/changes long-poll).
     live_ping_interval: float = 25.0  # seconds between server pings
     live_pong_timeout: float = 10.0  # close (3012) when a ping is not answered in time
@@ -124,6 +133,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 parse_origins(self.allowed_origins)
             except ValueError as exc:
                 raise ConfigError(f"ALLOWED_ORIGINS: {exc}") from None
+        _check_sweep(self)
         if self.twilio_auth_tokens:
             try:
                 parse_token_map(self.twilio_auth_tokens)
@@ -138,6 +148,22 @@ def _check_jwks_url(url: str, production: bool) -> None:
         raise ConfigError(f"JWT_JWKS_URL must be an http(s) URL, not {url!r}")
     if production and scheme != "https":
         raise ConfigError("JWT_JWKS_URL must use https in production")
+
+
+def _check_sweep(s: Settings) -> None:
+    if s.sweep_interval_seconds < 0:
+        raise ConfigError("SWEEP_INTERVAL_SECONDS must be >= 0 (0: no sweep)")
+    for name in ("sweep_ringing_after_seconds", "sweep_in_progress_max_seconds", "sweep_recheck_seconds",
+                 "sweep_fetch_timeout"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name.upper()} must be > 0")
+    if s.sweep_interval_seconds and s.sweep_lease_seconds <= s.sweep_interval_seconds:
+        raise ConfigError("SWEEP_LEASE_SECONDS must be longer than SWEEP_INTERVAL_SECONDS (the lease is renewed "
+                          "once a pass)")
+    if s.twilio_api_url:
+        url = urlsplit(s.twilio_api_url)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise ConfigError(f"TWILIO_API_URL must be an http(s) URL or empty, not {s.twilio_api_url!r}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

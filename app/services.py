@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # built from these modules, which import this one for `servic
     from app.live.client import LiveLimits
     from app.live.hub import Hub
     from app.observability.metrics import Metrics
+    from app.sweep.sweeper import Sweeper
     from app.web.origins import OriginPolicy
     from app.web.twilio import TwilioWebhooks
 
@@ -36,6 +37,7 @@ class Services:
     events: EventIngest  # POST /events's use case
     twilio: TwilioWebhooks  # the Twilio callbacks' tokens, public URL and ingester
     metrics: Metrics  # what GET /metrics reads at scrape time
+    sweeper: Sweeper  # finds stuck sessions and asks Twilio about them; started and stopped by the lifespan
 
     async def authenticate(self, token: str | None) -> Principal:
         principal = await self.verifier.authenticate(token)

@@ -30,9 +30,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_runtime_install_pulls_only_what_the_service_runs(installed: Path) -> None:
     names = subprocess.run([installed / "pip", "list", "--format=freeze"], check=True, capture_output=True,
                            text=True).stdout.lower()
-    for dev_only in ("pytest", "httpx", "playwright", "hypothesis", "matplotlib", "servicestack", "twilio"):
+    for dev_only in ("pytest", "httpx", "playwright", "hypothesis", "matplotlib", "servicestack"):
         assert f"\n{dev_only}==" not in "\n" + names, dev_only
-    for needed in ("starlette", "uvicorn", "redis", "msgspec", "pyjwt", "fakeredis", "prometheus-client"):
+    for needed in ("starlette", "uvicorn", "redis", "msgspec", "pyjwt", "fakeredis", "prometheus-client", "twilio"):
         assert f"\n{needed}==" in "\n" + names.replace("prometheus_client", "prometheus-client"), needed
 
 

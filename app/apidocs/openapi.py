@@ -16,6 +16,7 @@ from app.apidocs import shapes
 from app.apidocs.catalog import OPERATIONS
 from app.apidocs.metadata import MetadataTypes
 from app.domain.dtos import ErrorResponse, GetActiveSessionsResponse
+from app.sweep.counts import SweepCounts
 
 Json = dict[str, Any]
 
@@ -27,7 +28,7 @@ READ_MEDIA: Final = {"application/json": None, "application/xml": "xml", "text/j
 SCHEMA_TYPES: Final = (
     GetActiveSessionsResponse, ErrorResponse, shapes.EventBatch, shapes.EventsReply, shapes.ChangesReply,
     shapes.Health, shapes.ConsoleConfig, shapes.DevTokenRequest, shapes.DevToken, shapes.TwilioCallback,
-    MetadataTypes,
+    MetadataTypes, SweepCounts,
 )
 
 _ERRORS: Final = {
@@ -201,6 +202,12 @@ def _operations_and_docs() -> Json:
                         401, security=[{}, {"metricsToken": []}],
                         description="Each process serves its own; scrape every process. "
                                     "Bearer METRICS_TOKEN when it is set."),
+        "/sessions/sweep": get("What the sweep did for the caller's account (every process)", "SweepCounts",
+                               "operations", _json(_ref("SweepCounts"), "Counts since they began"), 401, 403, 503,
+                               security=[{"bearerAuth": []}],
+                               description="Stuck sessions taken up, statuses learnt from Twilio's REST API, calls "
+                                           "lost, sessions marked stale; see docs/twilio.md. Not part of the "
+                                           "GetActiveSessions contract."),
         "/types/metadata": get("ServiceStack MetadataTypes (what native-types generators read)", "TypesMetadata",
                                "metadata", _json(_ref("MetadataTypes"), "MetadataTypes")),
         "/metadata": get("HTML index of the operations", "MetadataIndex", "metadata", {"description": "HTML", **html}),

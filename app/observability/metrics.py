@@ -75,6 +75,7 @@ class ServiceCollector(Collector):
             _histogram("", "", hist, {"source": source}, ages)
         yield ages
         yield from self._live(t)
+        yield from _sweep(t)
         if self.dead_letters is not None:
             yield GaugeMetricFamily(f"{PREFIX}_dead_letters", "Twilio callbacks held as dead letters "
                                     "(shared by every process)", value=self.dead_letters)
@@ -106,6 +107,31 @@ class ServiceCollector(Collector):
                                   value=t.pubsub_reconnects)
         yield CounterMetricFamily(f"{PREFIX}_pubsub_dropped_publications", "Publications dropped by a full feed "
                                   "inbox (recovered by the position check)", value=s.dropped_publications)
+
+
+# -- the sweep (app/sweep/, docs/twilio.md) ------------------------------------------------
+
+def _sweep(t: Tally) -> Iterator[Metric]:
+    """What this process's sweeper did (only the process holding an account's lease sweeps it)."""
+    s = t.sweep
+    yield CounterMetricFamily(f"{PREFIX}_sweep_passes", "Sweep passes run", value=s["passes"])
+    yield CounterMetricFamily(f"{PREFIX}_sweep_swept", "Stuck sessions the sweep took up (asked Twilio "
+                              "about, or marked stale)", value=s["asked"])
+    yield CounterMetricFamily(f"{PREFIX}_sweep_fetches", "Calls fetched from Twilio's REST API", value=s["fetches"])
+    yield CounterMetricFamily(f"{PREFIX}_sweep_confirmed", "Fetched calls whose status the session already had",
+                              value=s["confirmed"])
+    resolved = CounterMetricFamily(f"{PREFIX}_sweep_resolved", "Calls whose status the sweep learnt from Twilio "
+                                   "and applied, by that status", labels=["status"])
+    for name, n in sorted(s.items()):
+        if name.startswith("resolved:"):
+            resolved.add_metric([name.removeprefix("resolved:")], n)
+    yield resolved
+    yield CounterMetricFamily(f"{PREFIX}_sweep_lost", "Calls Twilio no longer knew (404), ended as lost",
+                              value=s["lost"])
+    yield CounterMetricFamily(f"{PREFIX}_sweep_marked_stale", "Sessions marked stale (no credentials, nothing to "
+                              "ask about, or no answer)", value=s["stale"])
+    yield CounterMetricFamily(f"{PREFIX}_sweep_errors", "Twilio requests that failed, and failed passes",
+                              value=s["errors"])
 
 
 class Metrics:

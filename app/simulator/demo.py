@@ -19,6 +19,10 @@ from app.simulator.cast import DEMO_CAST
 from app.simulator.runner import Plan, simulate
 
 DEMO_TWILIO_TOKEN: Final = "demo-twilio-auth-token-not-secret"
+# The sweep at demo pace: a call dropped callbacks left stuck (`--drop-callbacks`) is marked stale within
+# a minute. No Twilio REST API in development (its token is not a real account's): stale, not resolved.
+DEMO_SWEEP: Final = {"sweep_interval_seconds": 5, "sweep_ringing_after_seconds": 30,
+                     "sweep_in_progress_max_seconds": 180, "sweep_recheck_seconds": 30, "sweep_lease_seconds": 30}
 TOKEN_TTL: Final = 8 * 3600
 
 
@@ -32,7 +36,7 @@ def demo_settings(host: str | None, port: int | None, environ: Mapping[str, str]
     URL that the simulator signs with (whatever the environment says). The demo's
     server is built from them in this process: nothing is passed through the environment."""
     environ = {**environ, "APP_ENV": "development"}
-    given: dict[str, Any] = {"redis_url": "", "redis_sentinels": ""}
+    given: dict[str, Any] = {"redis_url": "", "redis_sentinels": "", **DEMO_SWEEP}
     if host:
         given["host"] = host
     if port is not None:

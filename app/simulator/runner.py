@@ -25,6 +25,7 @@ class Progress:
     callbacks: int = 0
     events: int = 0
     failed: int = 0
+    dropped: int = 0  # callbacks not sent on purpose (Plan.drop_callbacks)
     flows: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     began: float = field(default_factory=time.monotonic)
@@ -39,6 +40,8 @@ class Progress:
         text = (f"{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  calls {self.started} started, {self.active} live, "
                 f"{self.finished} ended | sent {self.callbacks} callbacks + {self.events} events "
                 f"({sent / elapsed:.1f}/s) | {self.failed} failed")
+        if self.dropped:
+            text += f" | {self.dropped} callbacks dropped"
         return text + (f" (last: {self.last_error[:80]})" if self.last_error else "")
 
 
@@ -50,6 +53,9 @@ class Plan:
     duration: float = 0.0  # or after this many seconds (0: no limit)
     flows: str = "abcdef"
     seed: int | None = None
+    # This share of Twilio callbacks is never sent, as when Twilio's request is lost: calls
+    # then stay stuck until the sweep (app/sweep/) finds them.
+    drop_callbacks: float = 0.0
 
 
 class Simulator:
@@ -65,6 +71,9 @@ class Simulator:
         self._rng = random.Random(plan.seed)
         self._run_id = uuid.UUID(int=self._rng.getrandbits(128)).hex[:8] if plan.seed is not None else uuid.uuid4().hex[:8]
         self._busy: Counter[str] = Counter()  # agent user id -> calls they are in
+        self._drops: dict[str, frozenset[int]] = {}  # session id -> indices of the steps not to send
+        if not 0.0 <= plan.drop_callbacks <= 1.0:
+            raise ValueError(f"drop_callbacks is a share of callbacks, from 0 to 1, not {plan.drop_callbacks}")
         self._letters = [f for f in plan.flows if f in FLOWS]
         if not self._letters:
             raise ValueError(f"no known flows in {plan.flows!r}; choose from {''.join(FLOWS)}")
@@ -102,7 +111,15 @@ class Simulator:
                           random.Random(self._rng.getrandbits(64)))
         self.progress.started += 1
         self.progress.flows[call.flow] += 1
+        if self.plan.drop_callbacks:  # chosen here, in call order, so a seeded run drops the same ones
+            self._drops[call.session_id] = frozenset(
+                i for i, step in enumerate(call.steps)
+                if isinstance(step.action, Callback) and self._rng.random() < self.plan.drop_callbacks)
         return call
+
+    def dropping(self, call: Call) -> frozenset[int]:
+        """The indices of the call's steps it will not send (Plan.drop_callbacks)."""
+        return self._drops.get(call.session_id, frozenset())
 
     def _free_agents(self, account: Account, count: int) -> tuple[Agent, ...]:
         """The agents in the fewest calls right now (ties at random)."""
@@ -113,11 +130,15 @@ class Simulator:
         for agent in call.agents:
             self._busy[agent.user_id] += 1
         start = time.monotonic()
+        drops = self._drops.pop(call.session_id, frozenset())
         try:
-            for step in call.steps:
+            for index, step in enumerate(call.steps):
                 delay = start + step.at / self.plan.speed - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if index in drops:
+                    self.progress.dropped += 1
+                    continue
                 try:
                     await self.sender.send(call, step.action)
                 except SendFailed as exc:

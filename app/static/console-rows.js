@@ -51,6 +51,30 @@ export function answeredAt(session, seen) {
   return TALKING.has(session.callState) ? (seen ?? Date.parse(session.dateCreated)) : null;
 }
 
+// -- the sweep (docs/twilio.md): a stale session, and what the sweep did -------------------
+
+const STALE_PREFIX = 'stale: ';
+
+/** The stale mark the sweep files when it could not check a quiet session with Twilio,
+ * if it is the session's latest log line (anything heard since clears it); else null. */
+export function staleMark(session) {
+  const log = session.log ?? [];
+  const last = log[log.length - 1];
+  return last && (last.message ?? '').startsWith(STALE_PREFIX) ? last : null;
+}
+
+export const isStale = (session) => staleMark(session) !== null;
+
+/** One line of GET /sessions/sweep's counts. */
+export function sweepSummary(counts) {
+  if (!counts.intervalSeconds && !counts.lastPassAt) return 'Sweep: off';
+  const resolved = Object.values(counts.resolved ?? {}).reduce((a, b) => a + b, 0);
+  const parts = [`${counts.asked} checked`, `${resolved} resolved`, `${counts.lost} lost`, `${counts.stale} stale`];
+  if (counts.errors) parts.push(`${counts.errors} errors`);
+  if (counts.lastPassAt) parts.push(`last ${clock(counts.lastPassAt)}`);
+  return `Sweep: ${parts.join(' · ')}`;
+}
+
 export function summary(sessions) {
   const count = (test) => sessions.filter(test).length;
   const parts = [`${sessions.length} active`];
@@ -59,6 +83,7 @@ export function summary(sessions) {
   add(count((s) => s.callState === 'Connected'), 'connected');
   add(count((s) => s.callState === 'Hold'), 'on hold');
   add(count((s) => s.queueState === 'Queued'), 'queued');
+  add(count(isStale), 'stale');
   return parts.join(' · ');
 }
 
@@ -96,9 +121,11 @@ function stateCell(session, ended) {
     const outcome = session.wasMissed ? 'Missed' : 'Ended';
     return [badge('call', outcome), session.outcome ? h('span', { class: 'sub' }, session.outcome) : null];
   }
+  const stale = staleMark(session);
   return [
     session.callState ? badge('call', session.callState, 'Call state') : h('span', { class: 'sub' }, 'starting'),
     session.queueState && session.queueState !== 'None' ? badge('queue', `Queue: ${session.queueState}`, 'Queue state') : null,
+    stale ? badge('stale', 'Stale', stale.message.slice(STALE_PREFIX.length)) : null,
   ];
 }
 
@@ -161,7 +188,8 @@ function latestCell(session) {
 export function renderRow(tr, id, session, opts) {
   const cells = [callCell(id, session, opts), addressCell(session), stateCell(session, opts.ended), timerCell(session, opts),
     holdCell(session), membersCell(session), latestCell(session)];
-  tr.className = `session state-${slug(opts.ended ? 'ended' : session.callState ?? 'none')}${opts.ended ? ' leaving' : ''}`;
+  tr.className = `session state-${slug(opts.ended ? 'ended' : session.callState ?? 'none')}${opts.ended ? ' leaving' : ''}`
+    + (!opts.ended && isStale(session) ? ' stale' : '');
   tr.dataset.id = id;
   tr.replaceChildren(...cells.map((content, i) => h('td', { 'data-label': COLUMNS[i], class: `c-${slug(COLUMNS[i])}` },
     h('div', { class: 'cell' }, content))));

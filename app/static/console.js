@@ -2,7 +2,7 @@
 // kept current by sessions-client.js. No framework, no external assets.
 
 import { SessionsClient, tokenExpiry } from './sessions-client.js';
-import { isMine, renderDetails, renderRow, sessionKey, summary, tickTimers } from './console-rows.js';
+import { isMine, renderDetails, renderRow, sessionKey, summary, sweepSummary, tickTimers } from './console-rows.js';
 
 const STORE_KEY = 'callstate.console.token';
 const LEAVE_MS = 4000; // an ended call stays this long, showing how it ended
@@ -13,7 +13,7 @@ const ui = {
   signIn: $('sign-in'), form: $('token-form'), token: $('token'), error: $('sign-in-error'), dev: $('dev'),
   board: $('board'), title: $('board-title'), views: $('views'), summary: $('summary'), empty: $('empty'),
   body: document.querySelector('#sessions tbody'), conn: $('connection'), connText: $('connection-text'),
-  who: $('who'), signOut: $('sign-out'), history: $('history'),
+  who: $('who'), signOut: $('sign-out'), history: $('history'), sweep: $('sweep'),
 };
 
 let client = null;
@@ -98,6 +98,7 @@ function start(token, claims, source) {
   });
   window.sessionsClient = client; // for the console of the browser (and tests)
   client.connect().catch(() => {}); // a refusal arrives as a 'closed' status too
+  followSweep();
   ui.board.focus();
 }
 
@@ -144,6 +145,32 @@ function setConnection(status) {
     if (state === 'live') item.dataset.how = how;
     ui.history.prepend(item);
     while (ui.history.children.length > 50) ui.history.lastChild.remove();
+  }
+}
+
+// -- the sweep (docs/twilio.md): what it did for the account, from GET /sessions/sweep --------
+
+const SWEEP_POLL_MS = 10000;
+let sweepTimer = null;
+
+function followSweep() {
+  clearInterval(sweepTimer);
+  ui.sweep.hidden = true;
+  pollSweep();
+  sweepTimer = setInterval(pollSweep, SWEEP_POLL_MS);
+}
+
+async function pollSweep() {
+  const token = client?.token;
+  if (!token) { clearInterval(sweepTimer); ui.sweep.hidden = true; return; }
+  try {
+    const response = await fetch('/sessions/sweep', { headers: { Authorization: `Bearer ${token}` } });
+    if (!response.ok) return;
+    const counts = await response.json();
+    ui.sweep.textContent = sweepSummary(counts);
+    ui.sweep.hidden = false;
+  } catch {
+    // offline for a moment: the next poll tries again
   }
 }
 

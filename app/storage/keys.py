@@ -92,3 +92,27 @@ def dead_letter_index(sid: str) -> str:
 def dead_letter_count() -> str:
     """Counter: dead letters ever written (the list itself is bounded)."""
     return f"{PREFIX}:deadletters:count"
+
+
+# -- the sweep (app/sweep/) ------------------------------------------------------------
+
+def sweep_accounts() -> str:
+    """Set of every account that has had a session: the accounts the sweep looks at.
+    Added to by a session's first commit (a single-key command in its batch)."""
+    return f"{PREFIX}:sweep:accounts"
+
+
+def sweep_lease(account_id: str) -> str:
+    """The account's sweeper lease: a random token of the process sweeping it, with an expiry."""
+    return f"{PREFIX}:{tag(account_id)}:sweep:lease"
+
+
+def sweep_asked(account_id: str, session_id: str) -> str:
+    """Set (NX, with an expiry) when the sweep asks about a session: one ask per
+    session per recheck interval, whichever process sweeps."""
+    return f"{PREFIX}:{tag(account_id)}:sweep:asked:{session_id}"
+
+
+def sweep_counts(account_id: str) -> str:
+    """Hash: what the sweep did for the account (asked, resolved:<status>, lost, stale, errors, lastPassAt)."""
+    return f"{PREFIX}:{tag(account_id)}:sweep:counts"

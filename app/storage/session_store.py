@@ -302,10 +302,12 @@ class SessionStore:
         # The links first: a script a node has not cached is sent again with
         # everything after it (see `_run`), and SET NX must not be sent twice.
         linking = _link(links, account_id, session_id, link_ttl)
+        # A new session: its account is one the sweep looks at (app/sweep/; SADD twice is harmless).
+        indexing: list[Command] = [("SADD", keys.sweep_accounts(), account_id)] if current is None else []
         wait = self._wait_command()
-        replies = await self._run([*linking, script, *wait])
+        replies = await self._run([*linking, *indexing, script, *wait])
         made = _woken(raise_errors(replies[:len(linking)]), indices)
-        reply = replies[len(linking)]
+        reply = replies[len(linking) + len(indexing)]
         acked = replies[-1] if wait else None
         if isinstance(reply, Exception):
             raise reply

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from app.twilio.callbacks import Callback, CallStatus, ConferenceEvent
+from app.twilio.callbacks import TERMINAL, Callback, CallStatus, ConferenceEvent
 
 META_KEY: Final = "twilio"
 # Bounds on what one session keeps. Twilio sends at most ~5 status callbacks
@@ -23,10 +23,32 @@ MAX_LEGS: Final = 64
 MAX_CALLBACKS_PER_LEG: Final = 16
 MAX_CONFERENCE_EVENTS: Final = 1000
 
+# What the sweep (app/sweep/) learns from Twilio's REST API is recorded as an
+# ordinary status fact, numbered above anything Twilio's callbacks use (they
+# count from 0 per leg), one number per status in the order a call moves
+# through them. So the same answer twice is one fact (a duplicate changes
+# nothing), a later answer sorts after an earlier one, and a real callback that
+# arrives late sorts before them all: its terminal status, the first one fired,
+# stays the leg's end.
+LOST: Final = "lost"  # the REST API no longer knows the call (404): it ended unseen
+ENDING: Final = TERMINAL | {LOST}  # statuses that end a leg
+SWEEP_SEQ_BASE: Final = 2**31 - 16
+_SWEEP_RANK: Final = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, LOST: 5}
+
+
+def swept_seq(status: str) -> int:
+    """The SequenceNumber of a fact the sweep learned (terminal statuses share one: a leg has one end)."""
+    return SWEEP_SEQ_BASE + _SWEEP_RANK.get(status, 4)
+
+
+def is_swept(seq: int) -> bool:
+    return seq >= SWEEP_SEQ_BASE
+
 
 class CallFact(msgspec.Struct, frozen=True, array_like=True):
-    """One status callback of one leg. `fields` holds the leg's addresses and
-    the platform's context for it (`endpointId`, `role`, `displayName`)."""
+    """One status callback of one leg. `fields` holds the leg's addresses, its
+    AccountSid (whose credentials the sweep asks Twilio about it with) and the
+    platform's context for it (`endpointId`, `role`, `displayName`)."""
 
     seq: int
     status: str
@@ -58,7 +80,7 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
 
 _STATUS_FIELDS: Final = (
     ("From", "from_"), ("To", "to"), ("Direction", "direction"), ("ParentCallSid", "parent_call_sid"),
-    ("CallerName", "caller_name"),
+    ("CallerName", "caller_name"), ("AccountSid", "account_sid"),
 )
 _CONTEXT_FIELDS: Final = (("endpointId", "endpoint_id"), ("role", "role"), ("displayName", "display_name"))
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from app.domain.dtos import SessionMemberRoles as Role
 from app.twilio.callbacks import TERMINAL
-from app.twilio.facts import CallFact, ConferenceFact, Facts
+from app.twilio.facts import ENDING, CallFact, ConferenceFact, Facts
 
 ANSWERERS: Final = frozenset({Role.AGENT, Role.TRANSFER})
 RINGING_STATUSES: Final = frozenset({"queued", "initiated", "ringing"})
@@ -119,7 +119,7 @@ def _from_calls(sid: str, calls: list[CallFact]) -> Leg:
         leg.seen(fact.at)
         if fact.status == "in-progress":
             leg.connected(fact.at)
-    terminal = [f for f in calls if f.status in TERMINAL]
+    terminal = [f for f in calls if f.status in ENDING]
     final = terminal[0] if terminal else calls[-1]  # terminal is final: the first one fired
     leg.status, leg.status_at = final.status, final.at
     return leg
@@ -163,7 +163,7 @@ def _bridge(legs: dict[str, Leg], leg: Leg, seen: set[str]) -> str | None:
 def _end(legs: dict[str, Leg], leg: Leg, seen: set[str]) -> tuple[str, str] | None:
     """Its own terminal status (a status callback, else a terminal
     participant-leave), else its parent's: a `<Dial>` child cannot outlive it."""
-    if leg.status in TERMINAL:
+    if leg.status in ENDING:
         assert leg.status is not None and leg.status_at is not None
         return (leg.status, leg.status_at)
     if leg.conference_end is not None:

@@ -57,6 +57,8 @@ def log_entry(cb: Callback) -> SessionLogInfo:
             text += f" {cb.call_duration}s"
         if cb.sip_response_code is not None:
             text += f" sip {cb.sip_response_code}"
+        if facts.is_swept(cb.sequence_number):
+            text += ", per Twilio's API" if cb.call_status != facts.LOST else ": Twilio's API no longer knows it"
     else:
         text = f"conference {cb.conference_sid} {cb.status_callback_event}"
         if cb.call_sid:

@@ -58,11 +58,12 @@ async def test_a_callback_with_its_session_in_the_url_takes_two_round_trips(
     client, redis = counted
     first, *rest, last = a.FLOW.steps  # `last` is the customer's leg: no session in its URL
     # read pipeline: EXISTS marker, HMGET, SET NX GET owner (the claim), EXISTS per link;
-    # commit pipeline: SET NX and EXISTS per new link + EVALSHA (EXISTS HGET HSET SADD PERSIST
+    # commit pipeline: SET NX and EXISTS per new link + SADD of the account to the sweep's list (a
+    # new session) + EVALSHA (EXISTS HGET HSET SADD PERSIST
     # SADD-endpoint GET-epoch GET-epoch-generation SET-epoch SET-generation INCR XADD PUBLISH
     # SET-marker; its INFO replication is not counted). No `SCRIPT EXISTS` before the
     # commit (redis-py's pipeline sends one, a round trip of its own, whenever it holds a script)
-    assert await cost(client, redis, first) == (2, 22)
+    assert await cost(client, redis, first) == (2, 23)
     for step in rest:  # no claim, no new link, no new endpoint; the epoch stands
         assert await cost(client, redis, step) == (2, 15), step
     # first a lookup of its link to find the session, then the read, then the commit,
