@@ -22,23 +22,28 @@ from app.config import Settings, load_settings
 from app.auth.jwks import build_verifier
 from app.live.broker import Broker
 from app.live.hub import build_hub
+from app.live.presence import build_presence
 from app.live.signals import drain_on_sigterm
 from app.observability import metrics
 from app.observability.access import AccessMiddleware
 from app.observability.hooks import MeasuredStore
 from app.observability.logs import configure_logging
 from app.storage.position_reads import PositionBatcher
+from app.storage.presence_store import PresenceStore
 from app.redis_io import REDIS_DOWN, Redis, connect, wrap
 from app.services import Services
 from app.web.snapshot_cache import SnapshotReads, Snapshots
-from app.web import console, errors, events, health, live, sessions, twilio
+from app.web import console, errors, events, health, live, presence, sessions, twilio
 from app.web.origins import ClientCors, OriginPolicy
 from app.web.twilio import TwilioWebhooks
 
 
 def build_services(settings: Settings, redis: Redis) -> Services:
     store = MeasuredStore(redis, settings)
-    hub = build_hub(store, Broker(redis), settings)
+    broker = Broker(redis)
+    hub = build_hub(store, broker, settings)
+    presence = build_presence(PresenceStore(redis), settings)
+    broker.on_presence = presence.on_publication
     return Services(
         settings=settings,
         store=store,
@@ -48,6 +53,7 @@ def build_services(settings: Settings, redis: Redis) -> Services:
         origins=OriginPolicy(settings),
         twilio=TwilioWebhooks(store, settings),
         metrics=metrics.Metrics(store, hub),
+        presence=presence,
     )
 
 
@@ -92,12 +98,14 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
         except REDIS_DOWN as exc:  # Redis not up yet: /health says so, and the first use retries
             logging.getLogger("app").warning("Redis not reachable at start-up: %s", exc)
         await hub.start()
+        await svc.presence.start()
         # SIGTERM: tell live clients to reconnect elsewhere before the server stops.
         restore = drain_on_sigterm(lambda: hub.drain(settings.live_drain_spread_ms, settings.live_drain_timeout))
         try:
             yield
         finally:
             restore()
+            await svc.presence.stop()
             await hub.stop()
             if owns_redis:
                 await client.aclose()
@@ -105,7 +113,7 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
     allowed = svc.origins.allowed
     cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
     app = App(
-        routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
+        routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *presence.routes(), *twilio.routes(),
                 *console.routes(), *apidocs.routes(), *metrics.routes()],
         middleware=[Middleware(AccessMiddleware), *cors],
         exception_handlers={

@@ -17,6 +17,7 @@ from app.storage.session_store import SessionStore
 
 if TYPE_CHECKING:  # built from these modules, which import this one for `services`
     from app.live.hub import Hub
+    from app.live.presence import Presence
     from app.observability.metrics import Metrics
     from app.web.origins import OriginPolicy
     from app.web.twilio import TwilioWebhooks
@@ -32,6 +33,7 @@ class Services:
     origins: OriginPolicy  # which pages may use cookie credentials (app.web.origins)
     twilio: TwilioWebhooks  # the Twilio callbacks' tokens, public URL and ingester
     metrics: Metrics  # what GET /metrics reads at scrape time
+    presence: Presence  # this process's leases and presence watchers; started and stopped by the lifespan
 
     async def authenticate(self, token: str | None) -> Principal:
         principal = await self.verifier.authenticate(token)

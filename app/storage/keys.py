@@ -92,3 +92,31 @@ def dead_letter_index(sid: str) -> str:
 def dead_letter_count() -> str:
     """Counter: dead letters ever written (the list itself is bounded)."""
     return f"{PREFIX}:deadletters:count"
+
+
+# -- agent presence (app/storage/presence_store.py, lua/presence.lua) ----------------------
+
+
+def presence_leases(account_id: str) -> str:
+    """Sorted set: live connection id -> the Unix millisecond its lease runs out."""
+    return f"{PREFIX}:{tag(account_id)}:presence:leases"
+
+
+def presence_connections(account_id: str) -> str:
+    """Hash: live connection id -> its endpoint id."""
+    return f"{PREFIX}:{tag(account_id)}:presence:conns"
+
+
+def presence_counts(account_id: str) -> str:
+    """Hash: present endpoint id -> how many live connections it has."""
+    return f"{PREFIX}:{tag(account_id)}:presence:counts"
+
+
+def presence_entries(account_id: str) -> str:
+    """Hash: present endpoint id -> its entry JSON (who, since when)."""
+    return f"{PREFIX}:{tag(account_id)}:presence:who"
+
+
+def presence_version(account_id: str) -> str:
+    """Counter: the account's presence changes (each join and leave published)."""
+    return f"{PREFIX}:{tag(account_id)}:presence:version"
