@@ -75,15 +75,17 @@ class Attendance:
 
     async def rebind(self, principal: Principal) -> None:
         """After a token refresh: the lease follows the endpoint; a watcher whose view
-        changed gets the list it now sees."""
+        changed gets the list it now sees (read after the lease moved)."""
+        watcher, viewer = self.watcher, Viewer.of(principal)
+        rewatch = watcher is not None and watcher.viewer != viewer
+        if watcher is not None and rewatch:
+            self._presence.unwatch(watcher)
         lease = self.lease
         if (lease.endpoint_id if lease else None) != principal.endpoint_id:
             self.lease = await self._presence.arrive(principal)
             if lease is not None:
                 await self._presence.depart(lease)
-        watcher, viewer = self.watcher, Viewer.of(principal)
-        if watcher is not None and watcher.viewer != viewer:
-            self._presence.unwatch(watcher)
+        if watcher is not None and rewatch:
             self.watcher = await self._presence.watch(viewer, watcher.outbox)
 
     async def end(self) -> None:
@@ -148,6 +150,8 @@ class Presence:
                 await self.tick()
             except _FAILURES as exc:
                 log.warning("presence tick failed (leases are renewed at the next): %s", exc)
+            except Exception:  # noqa: BLE001 - the ticks must go on, or every lease of this process runs out
+                log.exception("presence tick failed")
 
     # -- leases -----------------------------------------------------------------------
     async def arrive(self, principal: Principal) -> Lease | None:
@@ -167,7 +171,8 @@ class Presence:
 
     async def depart(self, lease: Lease) -> None:
         held = self._leases.get(lease.account_id, {})
-        held.pop(lease.connection_id, None)
+        if held.pop(lease.connection_id, None) is None:
+            return  # already left (by `stop`)
         if not held:
             self._leases.pop(lease.account_id, None)
         try:

@@ -7,6 +7,7 @@ only bounds a hang."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,3 +151,35 @@ async def test_presence_is_asked_for_and_comes_on_sse_too(
     messages = [m["type"] for m in await plain.pump(INTERVAL)]
     assert "presence" not in messages
     await plain.close()
+
+
+async def test_a_token_refresh_moves_the_lease_and_resends_the_list_the_new_view_sees(
+        pair: tuple[ServiceProcess, ServiceProcess], settings: Settings) -> None:
+    a, b = pair
+    manager_token = token(settings, sub="boss", endpoint=None, roles=("User", "Manager"))
+    manager = await watch(a.url, manager_token)
+    alice = await watch(b.url, token(settings, sub="alice", endpoint="E1"), listed=["E1"])
+    assert (await manager.next("presence", timeout=HANG))["joined"]["endpointId"] == "E1"
+    bob = await agent(a.url, settings, "E2", "bob")
+    assert (await manager.next("presence", timeout=HANG))["joined"]["endpointId"] == "E2"
+    # alice's token now says Manager, on another endpoint: her lease moves, and she sees the account.
+    await alice.ws.send(json.dumps({"type": "auth", "token": token(settings, sub="alice", endpoint="E3",
+                                                                    roles=("User", "Manager"))}))
+    listed = await alice.next("presence", timeout=HANG)
+    assert [e["endpointId"] for e in listed["present"]] == ["E2", "E3"]
+    changes = [(await manager.next("presence", timeout=HANG)) for _ in range(2)]
+    assert sorted((next(iter(set(m) & {"joined", "left"})), m.get("joined", m.get("left"))["endpointId"])
+                  for m in changes) == [("joined", "E3"), ("left", "E1")]
+    assert list(present(await presence_of(b.url, manager_token))) == ["E2", "E3"]
+    for client in (manager, alice, bob):
+        await client.close()
+
+
+async def test_a_malformed_presence_parameter_refuses_the_websocket_handshake(
+        pair: tuple[ServiceProcess, ServiceProcess], settings: Settings) -> None:
+    a, _ = pair
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(ws_url(a.url, "/sessions/live?presence=yes-please"),
+                                 additional_headers={"Authorization": f"Bearer {token(settings)}"})
+    assert refused.value.response.status_code == 400
+    assert b'"errorCode":"ValidationError"' in refused.value.response.body
