@@ -24,25 +24,30 @@ from app.auth.jwks import build_verifier
 from app.live.broker import Broker
 from app.live.client import LiveLimits
 from app.live.hub import build_hub
+from app.live.presence import build_presence
 from app.live.signals import drain_on_sigterm
 from app.observability import metrics
 from app.observability.access import AccessMiddleware
 from app.observability.hooks import MeasuredStore
 from app.observability.logs import configure_logging
 from app.storage.position_reads import PositionBatcher
+from app.storage.presence_store import PresenceStore
 from app.redis_io import REDIS_DOWN, Redis, connect, wrap
 from app.services import Services
 from app.sweep.calls_api import CallsApi
 from app.sweep.sweeper import Sweeper
 from app.web.snapshot_cache import SnapshotReads, Snapshots
-from app.web import console, errors, events, health, live, sessions, sweep, twilio
+from app.web import console, errors, events, health, live, presence, sessions, sweep, twilio
 from app.web.origins import ClientCors, OriginPolicy
 from app.web.twilio import TwilioWebhooks
 
 
 def build_services(settings: Settings, redis: Redis) -> Services:
     store = MeasuredStore(redis, settings)
-    hub = build_hub(store, Broker(redis), settings)
+    broker = Broker(redis)
+    hub = build_hub(store, broker, settings)
+    presence = build_presence(PresenceStore(redis), settings)
+    broker.on_presence = presence.on_publication
     webhooks = TwilioWebhooks(store, settings)
     return Services(
         settings=settings,
@@ -56,6 +61,7 @@ def build_services(settings: Settings, redis: Redis) -> Services:
         twilio=webhooks,
         metrics=metrics.Metrics(store, hub),
         sweeper=Sweeper(store, webhooks.ingest, CallsApi(settings), settings),
+        presence=presence,
     )
 
 
@@ -101,6 +107,7 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
             logging.getLogger("app").warning("Redis not reachable at start-up: %s", exc)
         await hub.start()
         await svc.sweeper.start()  # no call stuck forever (app/sweep/): the first pass after one interval
+        await svc.presence.start()
         # SIGTERM: tell live clients to reconnect elsewhere before the server stops.
         restore = drain_on_sigterm(lambda: hub.drain(settings.live_drain_spread_ms, settings.live_drain_timeout))
         try:
@@ -108,6 +115,7 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
         finally:
             restore()
             await svc.sweeper.stop()
+            await svc.presence.stop()
             await hub.stop()
             if owns_redis:
                 await client.aclose()
@@ -115,7 +123,7 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
     allowed = svc.origins.allowed
     cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
     app = App(
-        routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *twilio.routes(),
+        routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *presence.routes(), *twilio.routes(),
                 *console.routes(), *apidocs.routes(), *metrics.routes(), *sweep.routes()],
         middleware=[Middleware(AccessMiddleware), *cors],
         exception_handlers={

@@ -86,6 +86,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
     live_drain_spread_ms: int = 5_000  # SIGTERM: reconnect delay hints spread over this
     live_drain_timeout: float = 3.0  # SIGTERM: wait this long for clients to go
+    # Agent presence (docs/protocol.md "Presence"): a live connection's lease runs this long past its
+    # last renewal; every interval each process renews its own and sweeps expired ones. A leave is
+    # published within lease + interval of a connection's end, its process killed included.
+    presence_lease_seconds: float = 10.0
+    presence_interval_seconds: float = 2.0
     # Operations (docs/operations.md).
     log_format: str = "text"  # or "json": one object per line
     log_level: str = "info"
@@ -125,6 +130,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("production needs a shared Redis: set REDIS_URL (or REDIS_SENTINELS)")
         if self.redis_wait_replicas < 0 or self.redis_wait_timeout_ms <= 0:
             raise ConfigError("REDIS_WAIT_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
+        if not 0 < 2 * self.presence_interval_seconds <= self.presence_lease_seconds:
+            raise ConfigError("PRESENCE_INTERVAL_SECONDS must be > 0 and at most half of PRESENCE_LEASE_SECONDS "
+                              "(a lease must outlive a missed renewal)")
         if self.uvicorn_ws not in UVICORN_WS_NAMES and ":" not in self.uvicorn_ws:
             raise ConfigError(f"UVICORN_WS must be one of {', '.join(UVICORN_WS_NAMES)} or module:Class, "
                               f"not {self.uvicorn_ws!r}")

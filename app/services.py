@@ -19,6 +19,7 @@ from app.storage.session_store import SessionStore
 if TYPE_CHECKING:  # built from these modules, which import this one for `services`
     from app.live.client import LiveLimits
     from app.live.hub import Hub
+    from app.live.presence import Presence
     from app.observability.metrics import Metrics
     from app.sweep.sweeper import Sweeper
     from app.web.origins import OriginPolicy
@@ -38,6 +39,7 @@ class Services:
     twilio: TwilioWebhooks  # the Twilio callbacks' tokens, public URL and ingester
     metrics: Metrics  # what GET /metrics reads at scrape time
     sweeper: Sweeper  # finds stuck sessions and asks Twilio about them; started and stopped by the lifespan
+    presence: Presence  # this process's leases and presence watchers; started and stopped by the lifespan
 
     async def authenticate(self, token: str | None) -> Principal:
         principal = await self.verifier.authenticate(token)

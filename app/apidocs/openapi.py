@@ -16,6 +16,8 @@ from app.apidocs import shapes
 from app.apidocs.catalog import OPERATIONS
 from app.apidocs.metadata import MetadataTypes
 from app.domain.dtos import ErrorResponse, GetActiveSessionsResponse
+from app.domain.ids import SCHEMA_PATTERN
+from app.domain.presence import PresenceReply
 from app.sweep.counts import SweepCounts
 
 Json = dict[str, Any]
@@ -28,7 +30,7 @@ READ_MEDIA: Final = {"application/json": None, "application/xml": "xml", "text/j
 SCHEMA_TYPES: Final = (
     GetActiveSessionsResponse, ErrorResponse, shapes.EventBatch, shapes.EventsReply, shapes.ChangesReply,
     shapes.Health, shapes.ConsoleConfig, shapes.DevTokenRequest, shapes.DevToken, shapes.TwilioCallback,
-    MetadataTypes, SweepCounts,
+    MetadataTypes, PresenceReply, SweepCounts,
 )
 
 _ERRORS: Final = {
@@ -178,6 +180,19 @@ def _live() -> Json:
     }
 
 
+def _presence() -> Json:
+    endpoint = _param("endpointId", "query", {"type": "string", "pattern": SCHEMA_PATTERN},
+                      "Only this endpoint (anyone but a Manager or Admin may ask only for their own)")
+    return {"/presence": {"get": {
+        "summary": "Which endpoints of the caller's account are connected to live push right now",
+        "operationId": "GetPresence", "tags": ["live"], "security": _USER, "parameters": [endpoint],
+        "description": "Managers and Admins see every present endpoint of their account, anyone else their own. "
+                       "A leave shows within PRESENCE_LEASE_SECONDS + PRESENCE_INTERVAL_SECONDS of a connection's "
+                       "end, its process killed included (docs/protocol.md, Presence).",
+        "responses": _responses({200: _json(_ref("PresenceReply"), "The present endpoints")}, 400, 401, 403, 503),
+    }}}
+
+
 def _operations_and_docs() -> Json:
     text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
     html = {"content": {"text/html": {"schema": {"type": "string"}}}}
@@ -256,6 +271,6 @@ def document(server_url: str) -> Json:
                                 '`{"responseStatus":{"errorCode","message","errors"}}` in the negotiated format.'},
         "servers": [{"url": server_url}],
         "tags": [{"name": t} for t in ("sessions", "live", "events", "twilio", "operations", "metadata", "console")],
-        "paths": {**_reads(), **_live(), **_writes(), **_operations_and_docs()},
+        "paths": {**_reads(), **_live(), **_presence(), **_writes(), **_operations_and_docs()},
         "components": {"schemas": schemas, "securitySchemes": _security_schemes()},
     }

@@ -27,6 +27,7 @@ from redis.crc import key_slot
 
 from app.storage import keys
 from app.domain.changes import Change, entry_decoder
+from app.domain.presence import is_publication as is_presence
 from app.redis_io import REDIS_DOWN, Redis
 from app.observability.tally import TALLY
 
@@ -34,6 +35,7 @@ log = logging.getLogger("app.live.broker")
 
 OnChange = Callable[[Change], None]
 OnSubscribed = Callable[[str], None]
+OnPresence = Callable[[str, bytes], None]  # account, a presence publication (app.live.presence)
 _FAILURES = (*REDIS_DOWN, aioredis.RedisError, RuntimeError)
 
 
@@ -138,6 +140,7 @@ class Broker:
         self._closing: set[asyncio.Task[None]] = set()
         self._on_change: OnChange = lambda change: None
         self._on_subscribed: OnSubscribed = lambda account: None
+        self.on_presence: OnPresence = lambda account, data: None  # set by app.composition
 
     async def start(self, on_change: OnChange, on_subscribed: OnSubscribed) -> None:
         self._on_change, self._on_subscribed = on_change, on_subscribed
@@ -220,8 +223,12 @@ class Broker:
                 self._retry_later()
         elif kind in ("message", "smessage") and account is not None:
             data = message["data"]
+            data = data if isinstance(data, bytes) else str(data).encode()
+            if is_presence(data):  # joins and leaves share the account's channel
+                self.on_presence(account, data)
+                return
             try:
-                change = parse_publication(account, data if isinstance(data, bytes) else str(data).encode())
+                change = parse_publication(account, data)
             except BadPublication as exc:
                 log.error("bad publication on %r: %s", channel, exc)
                 self._on_subscribed(account)

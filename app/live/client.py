@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.config import Settings
 from app.auth.tokens import USER, AuthError, Forbidden, Principal, TokenExpired, require_role
@@ -50,6 +50,9 @@ from app.live.session import (
 )
 from app.domain.positions import BadPosition, parse_since
 from app.domain.visibility import Viewer
+
+if TYPE_CHECKING:
+    from app.live.presence import Attendance
 
 log = logging.getLogger("app.live.client")
 
@@ -106,13 +109,15 @@ class LiveLimits:
 
 class Connection:
     __slots__ = (
-        "_clock", "_closing", "_due", "_hub", "_limits", "_reader", "_reading", "_stalled_at", "_stopping", "_timer",
-        "_timer_at", "_transport", "_verify", "_writer", "ended_with", "outbox", "principal", "state", "sub",
+        "_attendance", "_clock", "_closing", "_due", "_hub", "_limits", "_reader", "_reading", "_stalled_at", "_stopping",
+        "_timer", "_timer_at", "_transport", "_verify", "_writer", "ended_with", "outbox", "principal", "state", "sub",
     )
 
     def __init__(self, hub: Hub, authenticate: Callable[[str | None], Awaitable[Principal]], limits: Limits,
-                 transport: Transport, clock: Callable[[], float] = time.time) -> None:
+                 transport: Transport, clock: Callable[[], float] = time.time,
+                 attendance: Attendance | None = None) -> None:
         self._hub = hub
+        self._attendance = attendance  # its part in agent presence (app.live.presence)
         self._verify = authenticate
         self._limits = limits
         self._transport = transport
@@ -166,6 +171,8 @@ class Connection:
                 self._timer.cancel()
             if self._writer is not None and not self._writer.done():
                 self._writer.cancel()
+            if self._attendance is not None:
+                await self._attendance.end()
             if self.sub is not None:
                 await self._hub.close(self.sub)
             self._hub.untrack(self.outbox)
@@ -339,7 +346,10 @@ class Connection:
         except AuthError as exc:
             return Close.of(CloseCode.UNAUTHORIZED, exc.message)
         if action.refresh:
-            return self._refresh(principal)
+            refused = self._refresh(principal)
+            if refused is None and self._attendance is not None:
+                await self._attendance.rebind(principal)
+            return refused
         try:
             since = parse_since(action.since)
         except BadPosition as exc:
@@ -354,6 +364,8 @@ class Connection:
         except STORE_ERRORS as exc:
             log.warning("live subscribe failed: %s", exc)
             return Close.of(CloseCode.SERVER_ERROR)
+        if self._attendance is not None:
+            await self._attendance.begin(principal, self.outbox)
         return None
 
     def _refresh(self, principal: Principal) -> Close | None:

@@ -188,6 +188,28 @@ def close_notice(close: Close) -> Message:
     return _message("close", _CloseNotice(int(close.code), close.reason))
 
 
+# -- agent presence (server -> client; app.live.presence, docs/protocol.md "presence") ----
+
+
+class _Presence(_Out, tag="presence"):
+    """Who is present: the whole list (`present`, replaces yours), or one change
+    (`joined` / `left`). `version` counts the account's presence changes."""
+
+    version: int
+    present: list[msgspec.Raw] | None = None
+    joined: msgspec.Raw | None = None
+    left: msgspec.Raw | None = None
+
+
+def presence_list(version: int, entries: list[bytes]) -> Message:
+    return _message("presence", _Presence(version, present=[msgspec.Raw(e) for e in entries]))
+
+
+def presence_change(version: int, joined: bool, entry: bytes) -> Message:
+    raw = msgspec.Raw(entry)
+    return _message("presence", _Presence(version, joined=raw) if joined else _Presence(version, left=raw))
+
+
 # -- client -> server ---------------------------------------------------------------
 
 

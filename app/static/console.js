@@ -14,6 +14,7 @@ const ui = {
   board: $('board'), title: $('board-title'), views: $('views'), summary: $('summary'), empty: $('empty'),
   body: document.querySelector('#sessions tbody'), conn: $('connection'), connText: $('connection-text'),
   who: $('who'), signOut: $('sign-out'), history: $('history'), sweep: $('sweep'),
+  present: $('present'), presentNone: $('present-none'), presenceTitle: $('presence-title'),
 };
 
 let client = null;
@@ -88,7 +89,8 @@ function start(token, claims, source) {
   ui.token.value = '';
 
   const role = source.startsWith('dev:') ? source.slice(4) : null;
-  client = new SessionsClient({ token, getToken: role ? () => storeToken(mint(role), source) : null });
+  client = new SessionsClient({ token, getToken: role ? () => storeToken(mint(role), source) : null, presence: true });
+  client.on('presence', ({ present }) => drawPresence(present, manager));
   client.on('added', ({ id, session }) => upsertRow(id, session, 'added'));
   client.on('changed', ({ id, session }) => upsertRow(id, session, 'changed'));
   client.on('removed', ({ id, session }) => leaveRow(id, session));
@@ -254,6 +256,8 @@ function clearRows() {
   expanded.clear();
   firstSeenConnected.clear();
   ui.body.replaceChildren();
+  ui.present.replaceChildren();
+  ui.presentNone.hidden = false;
   refreshSummary();
 }
 
@@ -274,6 +278,26 @@ function updateViewButtons() {
 function redrawAll() {
   for (const [id, row] of rows) draw(id, row, Boolean(row.leaving));
   refreshSummary();
+}
+
+// -- presence: who is connected (a Manager sees the account, an agent themselves) -----------
+
+function drawPresence(present, manager) {
+  ui.presenceTitle.textContent = manager ? 'Connected now' : 'Your softphone';
+  const items = [...present.values()].sort((a, b) => (a.name ?? a.userId).localeCompare(b.name ?? b.userId))
+    .map((entry) => {
+      const item = document.createElement('li');
+      item.dataset.endpoint = entry.endpointId;
+      const since = new Date(entry.since);
+      item.textContent = `${entry.name ?? entry.userId} · ${entry.endpointId}`;
+      const time = document.createElement('time');
+      time.dateTime = entry.since;
+      time.textContent = ` since ${since.toLocaleTimeString()}`;
+      item.append(time);
+      return item;
+    });
+  ui.present.replaceChildren(...items);
+  ui.presentNone.hidden = items.length > 0;
 }
 
 // -- keyboard and clicks -------------------------------------------------------------

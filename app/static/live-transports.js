@@ -72,9 +72,12 @@ function serviceUrl(client, path, params = {}) {
   return url;
 }
 
+// `?presence=1` when the client keeps presence (WebSocket and SSE; long-poll has none).
+const liveParams = (client) => (client.options.presence ? { presence: 1 } : {});
+
 function websocket(client, signal, onLive) {
   return new Promise((resolve) => {
-    const url = serviceUrl(client, 'sessions/live');
+    const url = serviceUrl(client, 'sessions/live', liveParams(client));
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws;
     let conn;
@@ -122,7 +125,8 @@ async function sse(client, signal, onLive) {
   const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${client.token}` };
   if (client.position) headers['Last-Event-ID'] = client.positionText;
   (async () => {
-    const response = await fetch(serviceUrl(client, 'sessions/live'), { headers, signal: stop.signal, cache: 'no-store' });
+    const response = await fetch(serviceUrl(client, 'sessions/live', liveParams(client)),
+      { headers, signal: stop.signal, cache: 'no-store' });
     if (!response.ok || !(response.headers.get('content-type') || '').startsWith('text/event-stream')) {
       return conn.finish(fromHttpResponse(response, false));
     }

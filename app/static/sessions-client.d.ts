@@ -123,6 +123,24 @@ export interface SessionsClientOptions {
   fallbackMemoryMs?: number;
   /** A state saved by `saveState()` (e.g. before a page reload): the first connection resumes from it. */
   initialState?: SavedState | null;
+  /** Also keep who is present (`client.presence`, the `presence` event), on WebSocket and SSE. */
+  presence?: boolean;
+}
+
+/** An endpoint with a live connection (docs/protocol.md, Presence). */
+export interface PresentEndpoint {
+  readonly endpointId: string;
+  readonly userId: string;
+  readonly name?: string;
+  /** When its first live connection began (UTC, ISO 8601). */
+  readonly since: string;
+}
+
+export interface PresenceEvent {
+  readonly present: ReadonlyMap<string, PresentEndpoint>;
+  /** The endpoint that joined, or null (a whole list arrived, or one left). */
+  readonly joined: PresentEndpoint | null;
+  readonly left: PresentEndpoint | null;
 }
 
 export interface ClientStats {
@@ -183,6 +201,7 @@ export interface SessionsClientEvents {
   removed: RemovedEvent;
   reset: ResetEvent;
   status: StatusEvent;
+  presence: PresenceEvent;
 }
 
 export class SessionsClient {
@@ -200,6 +219,8 @@ export class SessionsClient {
   readonly state: ClientState;
   readonly transport: TransportName | null;
   readonly stats: ClientStats;
+  /** With the `presence` option: endpoint id to present endpoint (as last heard; read-only). */
+  readonly presence: ReadonlyMap<string, PresentEndpoint>;
   /** Listen for an event; returns a function that removes the listener. */
   on<K extends keyof SessionsClientEvents>(type: K, fn: (detail: SessionsClientEvents[K]) => void): () => void;
   /** Start; resolves once the state is first live, rejects if the service refuses for good. */

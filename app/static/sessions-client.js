@@ -86,6 +86,7 @@ const DEFAULTS = {
   pollWaitSeconds: 25,
   fallbackMemoryMs: 300000, // after WebSockets were refused, skip them this long
   initialState: null, // what saveState() gave (e.g. before a page reload): resume from it
+  presence: false, // also keep who is present (WebSocket and SSE: `?presence=1`, docs/protocol.md)
 };
 
 export class SessionsClient {
@@ -99,6 +100,8 @@ export class SessionsClient {
     this.state = 'idle'; // idle | connecting | live | reconnecting | closed
     this.transport = null; // websocket | sse | poll, while connected
     this.stats = { connects: 0, resumes: 0, resets: 0, patches: 0, replayed: 0 };
+    this.presence = new Map(); // endpointId -> present endpoint, with the `presence` option; treat as read-only
+    this._presenceVersion = -1;
     this._listeners = new Map();
     this._doc = {}; // the same state as one JSON document, for patching
     this._refused = new Map(); // transport -> refused until (ms)
@@ -310,6 +313,7 @@ export class SessionsClient {
       case 'authenticated': return this._scheduleRefresh(conn);
       case 'reconnect': conn.retryMs = msg.delayMs; return undefined;
       case 'close': conn.closeNotice = msg; return undefined;
+      case 'presence': return this._presence(msg);
       default: return undefined; // newer server messages are ignored
     }
   }
@@ -366,6 +370,24 @@ export class SessionsClient {
         if (fields.length) this._emit('changed', { id, session, previous, fields });
       }
     }
+  }
+
+  // -- presence (docs/protocol.md, Presence) -------------------------------------------------
+  // The whole list replaces ours; a change applies only above the version we hold.
+  _presence(msg) {
+    if (Array.isArray(msg.present)) {
+      this.presence = new Map(msg.present.map((e) => [e.endpointId, e]));
+      this._presenceVersion = msg.version;
+      this._emit('presence', { present: this.presence, joined: null, left: null });
+      return;
+    }
+    if (!(msg.version > this._presenceVersion)) return;
+    this._presenceVersion = msg.version;
+    const present = new Map(this.presence);
+    if (msg.joined) present.set(msg.joined.endpointId, msg.joined);
+    if (msg.left) present.delete(msg.left.endpointId);
+    this.presence = present;
+    this._emit('presence', { present, joined: msg.joined ?? null, left: msg.left ?? null });
   }
 
   // -- token refresh -----------------------------------------------------------------------

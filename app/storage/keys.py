@@ -116,3 +116,31 @@ def sweep_asked(account_id: str, session_id: str) -> str:
 def sweep_counts(account_id: str) -> str:
     """Hash: what the sweep did for the account (asked, resolved:<status>, lost, stale, errors, lastPassAt)."""
     return f"{PREFIX}:{tag(account_id)}:sweep:counts"
+
+
+# -- agent presence (app/storage/presence_store.py, lua/presence.lua) ----------------------
+
+
+def presence_leases(account_id: str) -> str:
+    """Sorted set: live connection id -> the Unix millisecond its lease runs out."""
+    return f"{PREFIX}:{tag(account_id)}:presence:leases"
+
+
+def presence_connections(account_id: str) -> str:
+    """Hash: live connection id -> its endpoint id."""
+    return f"{PREFIX}:{tag(account_id)}:presence:conns"
+
+
+def presence_counts(account_id: str) -> str:
+    """Hash: present endpoint id -> how many live connections it has."""
+    return f"{PREFIX}:{tag(account_id)}:presence:counts"
+
+
+def presence_entries(account_id: str) -> str:
+    """Hash: present endpoint id -> its entry JSON (who, since when)."""
+    return f"{PREFIX}:{tag(account_id)}:presence:who"
+
+
+def presence_version(account_id: str) -> str:
+    """Counter: the account's presence changes (each join and leave published)."""
+    return f"{PREFIX}:{tag(account_id)}:presence:version"

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import urandom
-from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
-from app.storage import keys
+from app.storage import keys, scripts
+from app.storage.scripts import Script
 from app.domain.changes import Change, ChangeEntry, entry_decoder, entry_encoder, make_entry
 from app.config import Settings
 from app.domain.dtos import SessionInfo
@@ -82,21 +80,6 @@ class View:
     epoch: str
     cursor: int
     sessions: list[bytes]  # SessionInfo wire JSON, one per session
-
-
-class Script:
-    """A Lua script in app/storage/lua/, called by `EVALSHA`; where a node does not have
-    it cached yet (NOSCRIPT: nothing ran), the same batch is sent again with
-    `EVAL`, which caches it on that node. Scripts that may start an epoch get
-    `generation.lua` in front."""
-
-    def __init__(self, name: str, *, generation: bool = False) -> None:
-        lua = Path(__file__).parent / "lua"
-        self.body = ((lua / "generation.lua").read_text() if generation else "") + (lua / name).read_text()
-        self.sha = hashlib.sha1(self.body.encode()).hexdigest()
-
-    def call(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Command:
-        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 def new_epoch() -> str:
@@ -339,24 +322,12 @@ class SessionStore:
 
     # -- sending -------------------------------------------------------------------------
     async def _run(self, commands: list[Command]) -> list[Any]:
-        """One batch (see redis_io). A script a node has not cached (NOSCRIPT:
-        nothing of it ran) is sent again as EVAL, with every command after it,
-        so the batch's order holds; so nothing before a script may be a write
-        whose reply matters twice. Redis unreachable: StoreUnavailable."""
+        """One batch, scripts loaded where missing (app.storage.scripts). Redis unreachable:
+        StoreUnavailable."""
         try:
-            replies = await self.redis.run(commands)
-            for index, reply in enumerate(replies):
-                if isinstance(reply, NoScriptError):  # it and what follows it, again, in order
-                    again = await self.redis.run([self._as_eval(command) for command in commands[index:]])
-                    return [*replies[:index], *again]
-            return replies
+            return await scripts.run(self.redis, commands, self._bodies)
         except REDIS_DOWN as exc:
             raise StoreUnavailable(str(exc)) from exc
-
-    def _as_eval(self, command: Command) -> Command:
-        if command[0] == "EVALSHA":
-            return ("EVAL", self._bodies[str(command[1])], *command[2:])
-        return command
 
 
 def _link(links: list[Link], account_id: str, session_id: str, ttl: int) -> list[Command]:

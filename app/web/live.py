@@ -90,9 +90,10 @@ async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
         hub = _hub(svc)
         if hub is None:
             raise _unavailable()
-        token, since = _credentials(scope, svc)
+        token, since, watch = _credentials(scope, svc)
         transport = WebSocketTransport(receive, send)
-        connection = Connection(hub, svc.authenticate, svc.live_limits.socket, transport)
+        connection = Connection(hub, svc.authenticate, svc.live_limits.socket, transport,
+                                attendance=svc.presence.attendance(watch))
     except Exception as exc:  # noqa: BLE001 - refused as the app's handlers refuse HTTP
         await deny_handshake(scope, send, exc)
         return
@@ -108,10 +109,18 @@ class _Handshake(HTTPConnection):
     method = "GET"
 
 
-def _credentials(scope: Scope, svc: Services) -> tuple[str | None, str | None]:
-    """The token (header, else cookie) and `since` of a handshake."""
+def _credentials(scope: Scope, svc: Services) -> tuple[str | None, str | None, bool]:
+    """The token (header, else cookie), `since` and `presence` of a handshake."""
     conn = _Handshake(scope)
-    return _token(cast(Request, conn), svc), conn.query_params.get("since")
+    return _token(cast(Request, conn), svc), conn.query_params.get("since"), _presence(conn)
+
+
+def _presence(conn: HTTPConnection) -> bool:
+    """`?presence=1`: the connection also gets `presence` messages (docs/protocol.md)."""
+    value = conn.query_params.get("presence", "0").lower()
+    if value not in ("0", "1", "true", "false"):
+        raise ApiError(400, "ValidationError", "'presence' must be 1 or 0 (true or false)")
+    return value in ("1", "true")
 
 
 def _token(request: Request, svc: Services) -> str | None:
@@ -166,15 +175,16 @@ class EventStreamTransport:
 class EventStream(Response):
     """`text/event-stream` driven by a live Connection until it ends."""
 
-    def __init__(self, svc: Services, hub: Hub, token: str | None, since: str | None) -> None:
+    def __init__(self, svc: Services, hub: Hub, token: str | None, since: str | None, watch: bool = False) -> None:
         super().__init__(media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        self._svc, self._hub, self._token, self._since = svc, hub, token, since
+        self._svc, self._hub, self._token, self._since, self._watch = svc, hub, token, since, watch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # a stream: no length
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         transport = EventStreamTransport(receive, send)
-        connection = Connection(self._hub, self._svc.authenticate, self._svc.live_limits.stream, transport)
+        connection = Connection(self._hub, self._svc.authenticate, self._svc.live_limits.stream, transport,
+                                attendance=self._svc.presence.attendance(self._watch))
         await connection.run(self._token, self._since)
         try:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -190,10 +200,11 @@ async def live_events(request: Request) -> Response:
     require_role(await svc.authenticate(token), USER)  # refuse with a plain 401/403 before streaming
     since = request.headers.get("last-event-id") or request.query_params.get("since")
     _position(since)
+    watch = _presence(request)
     hub = _hub(svc)
     if hub is None:
         raise _unavailable()
-    return EventStream(svc, hub, token, since)
+    return EventStream(svc, hub, token, since, watch)
 
 
 # -- long-poll -------------------------------------------------------------------------

@@ -57,7 +57,8 @@ def test_every_message_both_ways_matches_the_protocol(parsed: dict[str, Any]) ->
     server = list(protocol._Out.__subclasses__())
     close = protocol._CloseNotice
     assert documented(parsed, "sendLiveChanges") == as_set([c for c in server if c is not close])
-    sse = [protocol._Snapshot, protocol._Patch, protocol._Resumed, protocol._Ping, protocol._Reconnect, close]
+    sse = [protocol._Snapshot, protocol._Patch, protocol._Resumed, protocol._Ping, protocol._Reconnect, close,
+           protocol._Presence]
     assert documented(parsed, "sendLiveEvents") == as_set(sse)
     assert documented(parsed, "receiveClientMessages") == as_set([protocol.Auth, protocol.Ping, protocol.Pong])
 
