@@ -64,12 +64,37 @@ export function compareCodePoints(a, b) {
   return a.length - b.length;
 }
 
+const HIGH = /[\ud800-\uffff]/; // code units whose UTF-16 order is not their code point order
+const quoted = new Map(); // key -> JSON.stringify(key): the same field names come again and again
+
+function sortedKeys(value) {
+  const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+  return keys.some((k) => HIGH.test(k)) ? keys.sort(compareCodePoints) : keys;
+}
+
+function write(value) {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  let out;
+  if (Array.isArray(value)) {
+    out = '[';
+    for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + write(value[i]);
+    return `${out}]`;
+  }
+  out = '{';
+  for (const k of sortedKeys(value)) {
+    let q = quoted.get(k);
+    if (q === undefined) {
+      q = JSON.stringify(k);
+      if (quoted.size < 10000) quoted.set(k, q);
+    }
+    out += (out.length > 1 ? ',' : '') + q + ':' + write(value[k]);
+  }
+  return `${out}}`;
+}
+
 /** The canonical JSON of a value: no whitespace, object keys in code point order. */
 export function canonicalJson(value) {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort(compareCodePoints);
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  return write(value);
 }
 
 const encoder = new TextEncoder();
