@@ -81,6 +81,7 @@ class _Snapshot(_Out, tag="snapshot"):
 class _Patch(_Out, tag="patch"):
     cursor: int
     ops: list[dict[str, Any]]
+    digest: str | None = None  # the wire's shape; `with_digest` appends it to the encoded text
 
 
 class _Resumed(_Out, tag="resumed"):

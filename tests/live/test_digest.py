@@ -189,3 +189,14 @@ async def test_a_patch_with_its_digest_is_encoded_once_for_the_same_view(hub: Hu
     last = [box.drain()[-1] for box in boxes]
     assert all('"digest":' in m.text for m in last)
     assert len({id(m) for m in last}) == 1  # one Message shared by every socket of that view
+
+
+def test_a_patch_with_a_digest_is_the_patch_encoded_with_it() -> None:
+    from app.live import protocol
+
+    ops = [{"op": "replace", "path": "/S1/callState", "value": "Hold"}]
+    plain = protocol.patch("ep", 7, ops)
+    signed = protocol.with_digest(plain, "00000000000000ff")
+    assert json.loads(signed.text) == {**json.loads(plain.text), "digest": "00000000000000ff"}
+    assert signed.text == protocol._encode(protocol._Patch(7, ops, "00000000000000ff")).decode()
+    assert signed.event_id == plain.event_id == "ep:7"
