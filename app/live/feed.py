@@ -252,17 +252,26 @@ class Feed:
                 cls = classes[pair] = (protocol.patch(change.epoch, change.cursor, ops) if ops else None, moved)
                 self._stats.patches_encoded += bool(ops)
             sub.cursor = change.cursor  # nothing to see is still "current at"
-            message = cls[0]
+            message, moved = cls
             if every:
-                message = self._follow_digest(sub, pair, message, cls[1], signed)
+                known = sub.digest
+                if known is not None and moved is not None:  # the common case, inline: one sum
+                    if moved:
+                        sub.digest = (known + moved) & digest.MASK
+                    if message is not None:
+                        sub.unverified += 1
+                        if sub.unverified >= every:
+                            message = self._signed(sub, pair, message, signed)
+                else:
+                    message = self._follow_digest(sub, pair, message, moved, signed)
             if message is not None:
                 self._offer(sub, message)
         hooks.relayed(change)
 
     def _follow_digest(self, sub: Subscriber, pair: Seen, message: Message | None, moved: int | None,
                        signed: dict[tuple[Seen, int], Message]) -> Message | None:
-        """Move `sub`'s digest by the change (just applied to its cursor); the message to
-        send it: every `digest_every`-th patch carries the digest."""
+        """`sub`'s digest after the change just applied to its cursor, when it was not known
+        or the change has no hashes; the message to send it."""
         if sub.digest is not None:
             sub.digest = digest.advance(sub.digest, moved)
         elif sub.base is not None and sub.base.cursor <= sub.cursor:
@@ -272,8 +281,13 @@ class Feed:
         if message is None or sub.digest is None:
             return message
         sub.unverified += 1
-        if sub.unverified < self._digest_every:
-            return message
+        return self._signed(sub, pair, message, signed) if sub.unverified >= self._digest_every else message
+
+    def _signed(self, sub: Subscriber, pair: Seen, message: Message,
+                signed: dict[tuple[Seen, int], Message]) -> Message:
+        """Every `digest_every`-th patch a subscriber gets carries its digest: encoded once
+        per class and digest (every subscriber of one view and position shares it)."""
+        assert sub.digest is not None
         sub.unverified = 0
         key = (pair, sub.digest)
         with_digest = signed.get(key)

@@ -24,7 +24,7 @@ from playwright.sync_api import Page
 from app.config import Settings
 from tests.support.factories import event, token
 from tests.support.processes import ServiceProcess
-from tests.static.test_browser_client import caught_up, post, rest, until
+from tests.static.test_browser_client import post, rest, until
 
 pytest_plugins = ["tests.support.browser"]
 ACCOUNT = "A1"
