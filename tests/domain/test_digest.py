@@ -18,7 +18,7 @@ from app.domain import digest
 from app.domain.changes import make_entry
 from app.domain.dtos import SessionInfo
 from app.live.views import ops_for, seen
-from tests.support.factories import full_session_fields
+from bench.samples import full_session_fields
 from tests.support.node_tools import node
 from tests.support.processes import ROOT
 from tests.support.streams import VIEWERS, History, histories, history
