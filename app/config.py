@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # published within lease + interval of a connection's end, its process killed included.
     presence_lease_seconds: float = 10.0
     presence_interval_seconds: float = 2.0
+    # State digests (docs/protocol.md "State digest"): on every snapshot and ping, and on every
+    # this-many-th patch to a connection; 0 turns them off (and the view read a resume makes for one).
+    live_digest_every: int = 50
     # Operations (docs/operations.md).
     log_format: str = "text"  # or "json": one object per line
     log_level: str = "info"
@@ -133,6 +136,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 0 < 2 * self.presence_interval_seconds <= self.presence_lease_seconds:
             raise ConfigError("PRESENCE_INTERVAL_SECONDS must be > 0 and at most half of PRESENCE_LEASE_SECONDS "
                               "(a lease must outlive a missed renewal)")
+        if self.live_digest_every < 0:
+            raise ConfigError(f"LIVE_DIGEST_EVERY must be >= 0 (0: no digests), not {self.live_digest_every}")
         if self.uvicorn_ws not in UVICORN_WS_NAMES and ":" not in self.uvicorn_ws:
             raise ConfigError(f"UVICORN_WS must be one of {', '.join(UVICORN_WS_NAMES)} or module:Class, "
                               f"not {self.uvicorn_ws!r}")

@@ -58,3 +58,10 @@ def test_uvicorn_ws_is_a_setting() -> None:
     assert load_settings({"APP_ENV": "test", "UVICORN_WS": "websockets-sansio"}).uvicorn_ws == "websockets-sansio"
     with pytest.raises(ConfigError, match="UVICORN_WS"):
         load_settings({"APP_ENV": "test", "UVICORN_WS": "fastest"})
+
+
+def test_live_digest_every_is_a_count_of_patches_or_zero() -> None:
+    assert load_settings({"APP_ENV": "test"}).live_digest_every == 50
+    assert load_settings({"APP_ENV": "test", "LIVE_DIGEST_EVERY": "0"}).live_digest_every == 0
+    with pytest.raises(ConfigError, match="LIVE_DIGEST_EVERY"):
+        load_settings({"APP_ENV": "test", "LIVE_DIGEST_EVERY": "-1"})

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from app.domain import digest
 from app.domain.dtos import SessionInfo
 from app.domain.json_patch import Op, diff
 from app.domain.visibility import Visibility
@@ -22,6 +23,10 @@ class ChangeEntry(msgspec.Struct, kw_only=True, frozen=True):
     after: Visibility
     ops: list[dict[str, Any]]  # JSON Patch relative to the session object
     session: dict[str, Any]  # the session's wire JSON after the change
+    # The session's state-digest hash (app.domain.digest) before and after, so each view's
+    # digest moves by a sum, never a rehash; None: no such side, or an entry logged before digests.
+    hash_before: int | None = None
+    hash_after: int | None = None
 
 
 class Change(msgspec.Struct, kw_only=True, frozen=True):
@@ -45,11 +50,14 @@ def wire(session: SessionInfo | None) -> dict[str, Any]:
 def make_entry(before: SessionInfo | None, after: SessionInfo, rev: int) -> ChangeEntry:
     old, new = wire(before), wire(after)
     ops: list[Op] = diff(old, new)
+    sid = after.id or ""
     return ChangeEntry(
-        session_id=after.id or "",
+        session_id=sid,
         rev=rev,
         before=Visibility.of(before),
         after=Visibility.of(after),
         ops=ops,
         session=new,
+        hash_before=None if before is None else digest.session_hash(sid, before),
+        hash_after=digest.session_hash(sid, after),
     )

@@ -235,7 +235,8 @@ class Connection:
             self.outbox.finish(action.close, flush=False)
             return
         if isinstance(action, SendPing):
-            self.outbox.offer(protocol.ping(self.sub.position if self.sub else None))
+            sub = self.sub
+            self.outbox.offer(protocol.ping(sub.position, sub.digest_text) if sub else protocol.ping(None))
         self._arm()
 
     # -- writing: from the shared pump -----------------------------------------------

@@ -8,7 +8,9 @@ caught up from the change log first, and anyone the log cannot serve (trimmed,
 new epoch) gets a fresh snapshot marked `reset`. Never a gap, never a repeat.
 
 Per change, the patch is built and encoded once per visibility class and the
-same Message is queued for every subscriber of that class."""
+same Message is queued for every subscriber of that class. Each subscriber's state digest
+(app.domain.digest) moves by its class's sum at each change; every `digest_every`-th
+patch a subscriber gets carries it (that one message encoded once per class and digest)."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from app.domain import digest
 from app.domain.changes import Change
 from app.live import protocol, resume
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message
-from app.live.resume import ChangeSource
+from app.live.resume import ChangeSource, DigestBase
 from app.live.views import Seen, ops_for, seen
 from app.redis_io import REDIS_DOWN
 from app.observability import hooks
@@ -39,10 +42,29 @@ class Subscriber:
     outbox: Outbox
     epoch: str
     cursor: int  # the client's state is current at epoch:cursor
+    # The state digest at epoch:cursor; None: not known (digests off; a resumed client
+    # before it reaches `base`, the digest read from the store ahead of it).
+    digest: int | None = None
+    base: DigestBase | None = None
+    unverified: int = 0  # patches sent since the last that carried the digest
 
     @property
     def position(self) -> Position:
         return Position(self.epoch, self.cursor)
+
+    @property
+    def digest_text(self) -> str | None:
+        return None if self.digest is None else digest.text(self.digest)
+
+    def learn(self, base: DigestBase) -> None:
+        """The digest read for a resumed client: its own if at that position, else one to
+        take up when it gets there (a base behind it, or of another epoch, tells nothing)."""
+        if base.epoch != self.epoch or base.cursor < self.cursor:
+            return
+        if base.cursor == self.cursor:
+            self.digest, self.base = base.digest, None
+        else:
+            self.base = base
 
 
 @dataclass
@@ -76,7 +98,7 @@ _CHECK = _Check()
 
 class Feed:
     def __init__(self, account_id: str, source: ChangeSource, stats: Stats, *,
-                 max_changes: int, inbox_limit: int = 10_000) -> None:
+                 max_changes: int, inbox_limit: int = 10_000, digest_every: int = 0) -> None:
         self.account_id = account_id
         self.subs: set[Subscriber] = set()
         self.epoch: str | None = None  # as last seen on the channel or in the store
@@ -85,6 +107,7 @@ class Feed:
         self._stats = stats
         self._max_changes = max_changes
         self._inbox_limit = inbox_limit
+        self._digest_every = digest_every  # 0: no digests
         self._ops: deque[_Op] = deque()
         self._queued_changes = 0
         self._check_queued = False
@@ -215,20 +238,62 @@ class Feed:
         """Queue `change` for every subscriber at `cursor - 1`: one encode per class."""
         if change.epoch == self.epoch:
             self.head = max(self.head, change.cursor)
-        classes: dict[Seen, Message | None] = {}
+        classes: dict[Seen, tuple[Message | None, int | None]] = {}
+        signed: dict[tuple[Seen, int], Message] = {}
+        entry, every = change.entry, self._digest_every
         for sub in list(self.subs):
             if sub.epoch != change.epoch or sub.cursor != change.cursor - 1:
                 continue
-            pair = seen(change.entry, sub.viewer)
-            if pair not in classes:
-                ops = ops_for(change.entry, pair)
-                classes[pair] = protocol.patch(change.epoch, change.cursor, ops) if ops else None
+            pair = seen(entry, sub.viewer)
+            cls = classes.get(pair)
+            if cls is None:
+                ops = ops_for(entry, pair)
+                moved = digest.delta(entry.hash_before, entry.hash_after, *pair) if every else None
+                cls = classes[pair] = (protocol.patch(change.epoch, change.cursor, ops) if ops else None, moved)
                 self._stats.patches_encoded += bool(ops)
             sub.cursor = change.cursor  # nothing to see is still "current at"
-            message = classes[pair]
+            message, moved = cls
+            if every:
+                known = sub.digest
+                if known is not None and moved is not None:  # the common case, inline: one sum
+                    if moved:
+                        sub.digest = (known + moved) & digest.MASK
+                    if message is not None:
+                        sub.unverified += 1
+                        if sub.unverified >= every:
+                            message = self._signed(sub, pair, message, signed)
+                else:
+                    message = self._follow_digest(sub, pair, message, moved, signed)
             if message is not None:
                 self._offer(sub, message)
         hooks.relayed(change)
+
+    def _follow_digest(self, sub: Subscriber, pair: Seen, message: Message | None, moved: int | None,
+                       signed: dict[tuple[Seen, int], Message]) -> Message | None:
+        """`sub`'s digest after the change just applied to its cursor, when it was not known
+        or the change has no hashes; the message to send it."""
+        if sub.digest is not None:
+            sub.digest = digest.advance(sub.digest, moved)
+        elif sub.base is not None and sub.base.cursor <= sub.cursor:
+            if sub.base.cursor == sub.cursor:
+                sub.digest = sub.base.digest
+            sub.base = None
+        if message is None or sub.digest is None:
+            return message
+        sub.unverified += 1
+        return self._signed(sub, pair, message, signed) if sub.unverified >= self._digest_every else message
+
+    def _signed(self, sub: Subscriber, pair: Seen, message: Message,
+                signed: dict[tuple[Seen, int], Message]) -> Message:
+        """Every `digest_every`-th patch a subscriber gets carries its digest: encoded once
+        per class and digest (every subscriber of one view and position shares it)."""
+        assert sub.digest is not None
+        sub.unverified = 0
+        key = (pair, sub.digest)
+        with_digest = signed.get(key)
+        if with_digest is None:
+            with_digest = signed[key] = protocol.with_digest(message, digest.text(sub.digest))
+        return with_digest
 
     def _offer(self, sub: Subscriber, message: Message) -> None:
         if sub.outbox.offer(message):
@@ -258,7 +323,7 @@ class Feed:
             groups.setdefault(sub.viewer, []).append(sub)
         for viewer, members in groups.items():
             try:
-                fresh = await resume.snapshot(self._source, viewer, reset=True)
+                fresh = await resume.snapshot(self._source, viewer, reset=True, digests=self._digest_every > 0)
             except STORE_ERRORS as exc:
                 log.warning("account %s: reset failed: %s", self.account_id, exc)
                 self._fail(members)
@@ -267,6 +332,7 @@ class Feed:
                 if sub in self.subs and sub.viewer == viewer:
                     self._stats.resets += 1
                     sub.epoch, sub.cursor = fresh.epoch, fresh.cursor
+                    sub.digest, sub.base, sub.unverified = fresh.digest, None, 0
                     self._offer(sub, fresh.messages[0])
 
     def _fail(self, subs: list[Subscriber]) -> None:

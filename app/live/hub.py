@@ -43,12 +43,13 @@ class Teardowns:
 
 class Hub:
     def __init__(self, source: ChangeSource, broker: Broker, *, max_changes: int, replay_budget: int,
-                 check_interval: float) -> None:
+                 check_interval: float, digest_every: int = 0) -> None:
         self._source = source
         self._broker = broker
         self._max_changes = max_changes
         self._replay_budget = replay_budget
         self._check_interval = check_interval
+        self._digest_every = digest_every  # state digests (LIVE_DIGEST_EVERY); 0: none
         self._feeds: dict[str, Feed] = {}
         self._refs: dict[str, int] = {}
         self._connections: set[Outbox] = set()
@@ -108,22 +109,27 @@ class Hub:
             await asyncio.wait_for(self._idle.wait(), timeout)
 
     # -- subscribers ----------------------------------------------------------------
-    async def open(self, viewer: Viewer, outbox: Outbox, since: Position | None) -> Subscriber:
+    async def open(self, viewer: Viewer, outbox: Outbox, since: Position | None, *,
+                   digest: bool = True) -> Subscriber:
         """Bring `outbox` to the viewer's current state (replay or snapshot) and
         keep it current. The channel is subscribed before the state is read, so
-        nothing committed after that read can be missed."""
+        nothing committed after that read can be missed. With digests on, a replay's
+        digest is read too (a snapshot knows its own), unless `digest` is False."""
         if self.draining or not self.running:
             raise Draining()
         feed = self._retain(viewer.account_id)
         try:
             assert feed.ready is not None
             await asyncio.shield(feed.ready)
+            digests = self._digest_every > 0
             start = await resume.start(self._source, viewer, since, max_changes=self._max_changes,
-                                       budget=self._replay_budget)
+                                       budget=self._replay_budget, digests=digests)
             TALLY.starts[start.outcome] += 1
             for message in start.messages:
                 outbox.offer(message)
-            sub = Subscriber(viewer, outbox, start.epoch, start.cursor)
+            sub = Subscriber(viewer, outbox, start.epoch, start.cursor, digest=start.digest)
+            if digests and digest and start.digest is None:
+                sub.learn(await resume.digest_base(self._source, viewer))
             await feed.join(sub)
             return sub
         except BaseException:
@@ -146,7 +152,8 @@ class Hub:
     def _retain(self, account_id: str) -> Feed:
         feed = self._feeds.get(account_id)
         if feed is None:
-            feed = Feed(account_id, self._source, self.stats, max_changes=self._max_changes)
+            feed = Feed(account_id, self._source, self.stats, max_changes=self._max_changes,
+                        digest_every=self._digest_every)
             feed.start()
             self._feeds[account_id] = feed
         if feed.ready is None or (feed.ready.done() and (feed.ready.cancelled() or feed.ready.exception())):
@@ -199,4 +206,5 @@ def build_hub(source: ChangeSource, broker: Broker, settings: Settings) -> Hub:
         max_changes=settings.live_replay_max_changes,
         replay_budget=settings.live_queue_max_bytes // 2,
         check_interval=settings.live_position_check_seconds,
+        digest_every=settings.live_digest_every,
     )

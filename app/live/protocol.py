@@ -75,11 +75,13 @@ class _Snapshot(_Out, tag="snapshot"):
     cursor: int
     sessions: dict[str, msgspec.Raw]
     reset: bool = False
+    digest: str | None = None  # the state digest at this position (app.domain.digest)
 
 
 class _Patch(_Out, tag="patch"):
     cursor: int
     ops: list[dict[str, Any]]
+    digest: str | None = None  # the wire's shape; `with_digest` appends it to the encoded text
 
 
 class _Resumed(_Out, tag="resumed"):
@@ -90,6 +92,7 @@ class _Resumed(_Out, tag="resumed"):
 
 class _Ping(_Out, tag="ping"):
     cursor: int | None = None
+    digest: str | None = None  # the state digest at `cursor`
 
 
 class _Pong(_Out, tag="pong"):
@@ -154,9 +157,10 @@ def _message(kind: str, struct: _Out, position: Position | None = None, retry_ms
     return Message(kind, _encode(struct).decode(), str(position) if position else None, retry_ms)
 
 
-def snapshot(epoch: str, cursor: int, sessions: dict[str, bytes], reset: bool = False) -> Message:
+def snapshot(epoch: str, cursor: int, sessions: dict[str, bytes], reset: bool = False,
+             digest: str | None = None) -> Message:
     raw = {sid: msgspec.Raw(blob) for sid, blob in sessions.items()}
-    return _message("snapshot", _Snapshot(epoch, cursor, raw, reset), Position(epoch, cursor))
+    return _message("snapshot", _Snapshot(epoch, cursor, raw, reset, digest), Position(epoch, cursor))
 
 
 def patch(epoch: str, cursor: int, ops: list[dict[str, Any]]) -> Message:
@@ -167,8 +171,16 @@ def resumed(epoch: str, cursor: int, replayed: int) -> Message:
     return _message("resumed", _Resumed(epoch, cursor, replayed), Position(epoch, cursor))
 
 
-def ping(position: Position | None) -> Message:
-    return _message("ping", _Ping(position.cursor if position else None), position)
+def ping(position: Position | None, digest: str | None = None) -> Message:
+    return _message("ping", _Ping(position.cursor if position else None, digest if position else None), position)
+
+
+def with_digest(patch_message: Message, digest: str) -> Message:
+    """The same `patch` carrying the state digest at its cursor: its encoded text with one
+    member appended (the ops are not encoded again)."""
+    assert patch_message.kind == "patch" and patch_message.text.endswith("}")
+    text = f'{patch_message.text[:-1]},"digest":"{digest}"}}'
+    return Message("patch", text, patch_message.event_id)
 
 
 def pong() -> Message:

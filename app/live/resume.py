@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from app.domain import digest
 from app.domain.changes import Change
 from app.live import protocol
 from app.live.protocol import Message
@@ -51,6 +52,7 @@ class Start:
     cursor: int
     messages: list[Message]
     outcome: Literal["snapshot", "resumed", "reset"]
+    digest: int | None = None  # the state digest at epoch:cursor, when known (a snapshot's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +89,38 @@ def decide(
     return Start(epoch, end, [protocol.resumed(epoch, since.cursor, len(patches)), *patches], "resumed")
 
 
-async def snapshot(source: ChangeSource, viewer: Viewer, reset: bool) -> Start:
+async def snapshot(source: ChangeSource, viewer: Viewer, reset: bool, digests: bool = False) -> Start:
+    """A fresh snapshot; with `digests`, carrying its state digest."""
     view = await source.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account)
-    message = protocol.snapshot(view.epoch, view.cursor, visible_sessions(viewer, view.sessions), reset)
-    return Start(view.epoch, view.cursor, [message], "reset" if reset else "snapshot")
+    sessions = visible_sessions(viewer, view.sessions)
+    state = digest.of_blobs(sessions) if digests else None
+    message = protocol.snapshot(view.epoch, view.cursor, sessions, reset,
+                                digest.text(state) if state is not None else None)
+    return Start(view.epoch, view.cursor, [message], "reset" if reset else "snapshot", state)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestBase:
+    """The digest of a viewer's state at a position read from the store (maybe ahead of the
+    client's): a resumed client's digest is known from the moment it reaches `cursor`."""
+
+    epoch: str
+    cursor: int
+    digest: int
+
+
+async def digest_base(source: ChangeSource, viewer: Viewer) -> DigestBase:
+    """One view read, hashed and not sent: what a replay does not tell (docs/protocol.md)."""
+    view = await source.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account)
+    return DigestBase(view.epoch, view.cursor, digest.of_blobs(visible_sessions(viewer, view.sessions)))
 
 
 async def start(
-    source: ChangeSource, viewer: Viewer, since: Position | None, *, max_changes: int, budget: int
+    source: ChangeSource, viewer: Viewer, since: Position | None, *, max_changes: int, budget: int,
+    digests: bool = False,
 ) -> Start:
     if since is None:
-        return await snapshot(source, viewer, reset=False)
+        return await snapshot(source, viewer, reset=False, digests=digests)
     account = viewer.account_id
     epoch = await source.epoch(account)
     head = await source.cursor(account)
@@ -106,5 +129,5 @@ async def start(
         changes = await source.changes_since(account, since.cursor, limit=max_changes)
     result = decide(since, epoch, head, changes, viewer, budget)
     if isinstance(result, Reset):
-        return await snapshot(source, viewer, reset=True)
+        return await snapshot(source, viewer, reset=True, digests=digests)
     return result

@@ -176,10 +176,12 @@ async function poll(client, signal, onLive) {
   const quiet = { live() {}, fail: (reason) => conn.fail(reason) };
   const loop = async () => {
     let first = true;
+    let idle = false; // the last response had nothing: ask for a digest, as a ping would bring
     while (!signal.aborted) {
       const since = client.positionText;
+      const digest = since && client.options.verifyDigests && (first || idle || client._digestDue()) ? 1 : null;
       const url = serviceUrl(client, 'sessions/changes',
-        { since, wait: since ? (first ? 0 : client.options.pollWaitSeconds) : null });
+        { since, wait: since ? (first ? 0 : client.options.pollWaitSeconds) : null, digest });
       const response = await fetch(url, { headers: { Authorization: `Bearer ${client.token}` }, signal, cache: 'no-store' });
       if (!response.ok) return conn.finish(fromHttpResponse(response, conn.isLive));
       const body = await response.json();
@@ -188,11 +190,13 @@ async function poll(client, signal, onLive) {
       let how = null;
       for (const msg of body.messages) {
         if (msg.type === 'patch') replayed += 1;
-        if (msg.type === 'snapshot') how = msg.reset ? 'reset' : 'snapshot';
+        if (msg.type === 'snapshot') how = msg.reset || client._forceReset ? 'reset' : 'snapshot'; // forced: a desync
         client._handle(msg, quiet);
         if (!client.position) return conn.fail('patch failed');
       }
       client.position = { epoch: body.epoch, cursor: body.cursor };
+      idle = body.messages.length === 0;
+      if (!client._verify(body.digest, quiet)) return undefined; // it failed the connection: a reset follows
       if (first || how === 'reset') {
         if (first && how !== 'snapshot' && how !== 'reset') {
           client.stats.resumes += 1;

@@ -125,6 +125,10 @@ export interface SessionsClientOptions {
   initialState?: SavedState | null;
   /** Also keep who is present (`client.presence`, the `presence` event), on WebSocket and SSE. */
   presence?: boolean;
+  /** Check the state against every digest the server sends; on a mismatch, report it and reset. Default true. */
+  verifyDigests?: boolean;
+  /** Long-poll: ask for a digest after this many patches (and after each idle poll). Default 50. */
+  pollDigestEvery?: number;
 }
 
 /** An endpoint with a live connection (docs/protocol.md, Presence). */
@@ -149,6 +153,10 @@ export interface ClientStats {
   readonly resets: number;
   readonly patches: number;
   readonly replayed: number;
+  /** Digests checked and matched. */
+  readonly verified: number;
+  /** Digests checked and not matched (each one a `mismatch` event). */
+  readonly mismatches: number;
 }
 
 export interface AddedEvent {
@@ -173,6 +181,19 @@ export interface RemovedEvent {
 export interface ResetEvent {
   readonly sessions: ReadonlyMap<string, SessionInfo>;
   readonly position: string | null;
+}
+
+/** The state did not match the digest the server sent with it (docs/protocol.md, "State digest"). */
+export interface MismatchEvent {
+  /** The position (`epoch:cursor`) the digest was for. */
+  readonly position: string | null;
+  /** The server's digest and ours: 16 hex digits each. */
+  readonly expected: string;
+  readonly actual: string;
+  readonly transport: TransportName | null;
+  /** True: the state is being thrown away (reconnect without a position, then a `reset`). False for a
+   * snapshot's digest: the state is the server's own, so only the report is made. */
+  readonly healing: boolean;
 }
 
 export interface StatusEvent {
@@ -200,6 +221,7 @@ export interface SessionsClientEvents {
   changed: ChangedEvent;
   removed: RemovedEvent;
   reset: ResetEvent;
+  mismatch: MismatchEvent;
   status: StatusEvent;
   presence: PresenceEvent;
 }
@@ -235,6 +257,9 @@ export class SessionsClient {
 
 /** Seconds since the epoch at which a JWT expires (its `exp`), or null. Not verified. */
 export function tokenExpiry(token: string | null | undefined): number | null;
+
+/** The state digest of docs/protocol.md of `sessions` (id to session): 16 lowercase hex digits. */
+export function stateDigest(sessions: { readonly [id: string]: SessionInfo } | ReadonlyMap<string, SessionInfo>): string;
 
 /** Full-jitter exponential backoff: a random delay in [0, min(maxMs, baseMs * 2^attempt)). */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random?: () => number): number;

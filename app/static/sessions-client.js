@@ -8,8 +8,10 @@
 
 import { PatchError, applyOperation, deepEqual, parsePointer } from './json-patch.js';
 import { Ended, TRANSPORTS } from './live-transports.js';
+import { stateDigest } from './state-digest.js';
 
 export { PatchError, applyOperation, applyPatch, deepEqual, parsePointer } from './json-patch.js';
+export { stateDigest } from './state-digest.js';
 
 // -- helpers ----------------------------------------------------------------------------
 
@@ -87,6 +89,8 @@ const DEFAULTS = {
   fallbackMemoryMs: 300000, // after WebSockets were refused, skip them this long
   initialState: null, // what saveState() gave (e.g. before a page reload): resume from it
   presence: false, // also keep who is present (WebSocket and SSE: `?presence=1`, docs/protocol.md)
+  verifyDigests: true, // check the state against each digest the server sends; on a mismatch, reset
+  pollDigestEvery: 50, // long-poll: ask for a digest after this many patches (and after each idle poll)
 };
 
 export class SessionsClient {
@@ -99,9 +103,10 @@ export class SessionsClient {
     this.position = null; // {epoch, cursor}: what the state is current at
     this.state = 'idle'; // idle | connecting | live | reconnecting | closed
     this.transport = null; // websocket | sse | poll, while connected
-    this.stats = { connects: 0, resumes: 0, resets: 0, patches: 0, replayed: 0 };
+    this.stats = { connects: 0, resumes: 0, resets: 0, patches: 0, replayed: 0, verified: 0, mismatches: 0 };
     this.presence = new Map(); // endpointId -> present endpoint, with the `presence` option; treat as read-only
     this._presenceVersion = -1;
+    this._unverified = 0; // patches applied since the last digest was checked
     this._listeners = new Map();
     this._doc = {}; // the same state as one JSON document, for patching
     this._refused = new Map(); // transport -> refused until (ms)
@@ -133,7 +138,7 @@ export class SessionsClient {
   }
 
   // -- events ------------------------------------------------------------------------------
-  /** Listen for added, changed, removed, reset or status; returns a function that stops. */
+  /** Listen for added, changed, removed, reset, mismatch or status; returns a function that stops. */
   on(type, fn) {
     if (!this._listeners.has(type)) this._listeners.set(type, new Set());
     this._listeners.get(type).add(fn);
@@ -306,10 +311,13 @@ export class SessionsClient {
         this.stats.resumes += 1;
         this.stats.replayed += msg.replayed;
         return conn.live({ how: 'resumed', replayed: msg.replayed });
-      case 'patch': return this._patch(msg, conn);
+      case 'patch':
+        this._patch(msg, conn);
+        return this.position ? this._verify(msg.digest, conn) : undefined;
       case 'ping':
         if (this.position && typeof msg.cursor === 'number' && msg.cursor > this.position.cursor) this.position.cursor = msg.cursor;
-        return conn.send?.({ type: 'pong' });
+        conn.send?.({ type: 'pong' });
+        return this.position?.cursor === msg.cursor ? this._verify(msg.digest, conn) : undefined;
       case 'authenticated': return this._scheduleRefresh(conn);
       case 'reconnect': conn.retryMs = msg.delayMs; return undefined;
       case 'close': conn.closeNotice = msg; return undefined;
@@ -332,6 +340,7 @@ export class SessionsClient {
       this._emit('reset', { sessions: this.sessions, position: this.positionText });
     }
     conn.live({ how: reset ? 'reset' : 'snapshot' });
+    this._verify(msg.digest, conn, false); // a snapshot is the server's own state: nothing to heal
   }
 
   _patch(msg, conn) {
@@ -344,10 +353,7 @@ export class SessionsClient {
         doc = applyOperation(doc, op);
       }
     } catch (err) {
-      // Our copy no longer matches the server's: start over from a fresh snapshot.
-      this.position = null;
-      this._forceReset = true;
-      conn.fail(`patch ${msg.cursor} did not apply: ${err.message}`);
+      this._desync(conn, `patch ${msg.cursor} did not apply: ${err.message}`);
       return;
     }
     const old = this.sessions;
@@ -355,7 +361,38 @@ export class SessionsClient {
     this.sessions = new Map(Object.entries(doc));
     this.position.cursor = msg.cursor;
     this.stats.patches += 1;
+    this._unverified += 1;
     this._diff(old, this.sessions, finals);
+  }
+
+  // Our copy no longer matches the server's: end this connection; the next starts over
+  // from a fresh snapshot (reported as a reset).
+  _desync(conn, reason) {
+    this.position = null;
+    this._forceReset = true;
+    conn.fail(reason);
+  }
+
+  // -- state digest (docs/protocol.md, "State digest") -------------------------------------
+  // Compare the state with the digest a message carries (none: nothing to do). On a
+  // mismatch, tell the page ('mismatch') and, with `heal`, throw the state away. False then.
+  _verify(expected, conn, heal = true) {
+    if (typeof expected !== 'string' || !this.options.verifyDigests || !this.position) return true;
+    const actual = stateDigest(this._doc);
+    this._unverified = 0;
+    if (actual === expected) {
+      this.stats.verified += 1;
+      return true;
+    }
+    this.stats.mismatches += 1;
+    this._emit('mismatch', { position: this.positionText, expected, actual, transport: this.transport, healing: heal });
+    if (heal) this._desync(conn, `state digest ${actual} is not the server's ${expected}`);
+    return false;
+  }
+
+  // Long-poll: whether to ask for a digest with the next request.
+  _digestDue() {
+    return this.options.verifyDigests && this._unverified >= this.options.pollDigestEvery;
   }
 
   _diff(before, after, finals) {

@@ -216,6 +216,7 @@ async def changes(request: Request) -> Response:
     principal = require_role(await svc.authenticate(_token(request, svc)), USER)
     since = _position(request.query_params.get("since"))
     wait = _wait(request.query_params.get("wait"), svc.settings.live_poll_max_wait)
+    wants_digest = _flag(request.query_params.get("digest"), "digest")
     hub = _hub(svc)
     if hub is None:
         raise _unavailable()
@@ -223,20 +224,21 @@ async def changes(request: Request) -> Response:
     hub.track(outbox)
     try:
         try:
-            sub = await hub.open(Viewer.of(principal), outbox, since)
+            sub = await hub.open(Viewer.of(principal), outbox, since, digest=wants_digest)
         except Draining:
             raise _unavailable() from None
         try:
             messages = await _collect(outbox, wait)
             if outbox.closing is not None and outbox.closing.code != CloseCode.SHUTDOWN:
                 raise _unavailable()
-            epoch, cursor = sub.epoch, sub.cursor  # read with the drain: nothing queued is newer
+            epoch, cursor, state = sub.epoch, sub.cursor, sub.digest_text  # read with the drain: nothing queued is newer
         finally:
             await hub.close(sub)
     finally:
         hub.untrack(outbox)
-    body = b'{"epoch":%s,"cursor":%d,"messages":[%s]}' % (
-        _json.encode(epoch), cursor, ",".join(m.text for m in messages).encode())
+    digest = b',"digest":"%s"' % state.encode() if state is not None else b""
+    body = b'{"epoch":%s,"cursor":%d%s,"messages":[%s]}' % (
+        _json.encode(epoch), cursor, digest, ",".join(m.text for m in messages).encode())
     return Response(body, media_type="application/json; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
@@ -259,6 +261,14 @@ def _position(text: str | None) -> Position | None:
         return parse_since(text)
     except BadPosition as exc:
         raise ApiError(400, "ValidationError", str(exc)) from None
+
+
+def _flag(text: str | None, name: str) -> bool:
+    if text in (None, "", "0"):
+        return False
+    if text == "1":
+        return True
+    raise ApiError(400, "ValidationError", f"'{name}' must be 1 or 0")
 
 
 def _wait(text: str | None, cap: float) -> float:
