@@ -134,3 +134,37 @@ async def test_unknown_operation_and_format_are_404(client: httpx.AsyncClient, s
     for path in ("/api/DeleteEverything", "/json/reply/Nope", "/yaml/reply/GetActiveSessions"):
         r = await client.get(path, headers=h)
         assert r.status_code == 404 and "responseStatus" in r.json()
+
+
+async def test_prebuilt_response_sends_what_starlette_would() -> None:
+    """The cached-read response skips `Response.__init__` (app/web/sessions.py `_Prebuilt`):
+    through the real Starlette it must send exactly what a publicly built `Response` sends."""
+    from starlette.responses import Response
+
+    from app.domain.positions import Position
+    from app.web.sessions import _Prebuilt
+    from app.web.snapshot_cache import Snapshot
+
+    body = b'{"sessions":[]}'
+    headers = {"ETag": '"e1:7"', "Cache-Control": "private, no-cache"}
+    public = Response(body, headers=headers, media_type="application/json; charset=utf-8")
+    raw = tuple((k.lower().encode(), v.encode()) for k, v in headers.items())
+    raw += ((b"content-length", str(len(body)).encode()), (b"content-type", b"application/json; charset=utf-8"))
+    prebuilt = _Prebuilt(Snapshot(Position("e1", 7), body, '"e1:7"', raw))
+
+    async def sent(response: Response) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            out.append(message)
+
+        await response({"type": "http", "method": "GET", "path": "/", "headers": []}, receive, send)  # type: ignore[arg-type]
+        return out
+
+    def normal(messages: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{**m, "headers": sorted(m["headers"])} if "headers" in m else m for m in messages]  # type: ignore[arg-type]
+
+    assert normal(await sent(prebuilt)) == normal(await sent(public))
