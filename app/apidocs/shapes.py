@@ -82,6 +82,7 @@ class SnapshotMessage(msgspec.Struct, tag_field="type", tag="snapshot", rename="
     cursor: int
     sessions: dict[str, SessionInfo]
     reset: bool = False
+    digest: Annotated[str | None, msgspec.Meta(description="The state digest at this position (docs/protocol.md, \"State digest\")")] = None
 
 
 class PatchMessage(msgspec.Struct, tag_field="type", tag="patch", rename="camel", kw_only=True):
@@ -89,6 +90,7 @@ class PatchMessage(msgspec.Struct, tag_field="type", tag="patch", rename="camel"
 
     cursor: int
     ops: list[dict[str, Any]]
+    digest: Annotated[str | None, msgspec.Meta(description="The state digest at this position (docs/protocol.md, \"State digest\")")] = None
 
 
 class ChangesReply(msgspec.Struct):
@@ -97,6 +99,7 @@ class ChangesReply(msgspec.Struct):
     epoch: str | None
     cursor: int
     messages: list[SnapshotMessage | PatchMessage]
+    digest: Annotated[str | None, msgspec.Meta(description="With digest=1: the state digest at `cursor`")] = None
 
 
 class Health(msgspec.Struct):
