@@ -12,7 +12,7 @@ from app.storage import keys
 from app.config import Settings
 from tests.support.factories import event, token
 from tests.support.live import LiveClient, post_events, rest_state
-from tests.support.processes import ServiceProcess, channel_subscribers
+from tests.support.processes import ServiceProcess, channel_subscribers, service_pair
 
 pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
 
@@ -21,15 +21,8 @@ ENV = {"LIVE_PING_INTERVAL": "0.5", "LIVE_PONG_TIMEOUT": "2", "LIVE_DRAIN_SPREAD
 
 @pytest.fixture
 def pair(clean_redis: str) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    a = ServiceProcess(clean_redis, env=ENV)
-    try:
-        b = ServiceProcess(clean_redis, env=ENV)
-    except BaseException:
-        a.stop()
-        raise
-    yield a, b
-    a.stop()
-    b.stop()
+    with service_pair(clean_redis, ENV) as processes:
+        yield processes
 
 
 def upsert(session: str, at: str = "2024-05-01T10:00:00Z", **fields: object) -> dict[str, object]:

@@ -18,7 +18,7 @@ import websockets
 from app.config import Settings
 from tests.support.factories import token
 from tests.support.live import LiveClient, State, sse_events, ws_url
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, service_pair
 
 pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
 
@@ -29,15 +29,8 @@ HANG = 30.0  # far past the leave bound (LEASE + INTERVAL); only a broken build 
 
 @pytest.fixture
 def pair(clean_redis: str) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    a = ServiceProcess(clean_redis, env=ENV)
-    try:
-        b = ServiceProcess(clean_redis, env=ENV)
-    except BaseException:
-        a.stop()
-        raise
-    yield a, b
-    a.stop()
-    b.stop()
+    with service_pair(clean_redis, ENV) as processes:
+        yield processes
 
 
 async def watch(base: str, tok: str, listed: list[str] | None = None) -> LiveClient:

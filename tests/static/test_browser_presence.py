@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from app.config import Settings
 from app.simulator.cast import DEMO_CAST, Agent
 from tests.support.factories import token
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, service_pair
 
 pytest_plugins = ["tests.support.browser"]
 ACME = DEMO_CAST.demo
@@ -25,15 +25,8 @@ HANG_MS = 30_000
 
 @pytest.fixture
 def pair(clean_redis: str) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    a = ServiceProcess(clean_redis, env=ENV)
-    try:
-        b = ServiceProcess(clean_redis, env=ENV)
-    except BaseException:
-        a.stop()
-        raise
-    yield a, b
-    a.stop()
-    b.stop()
+    with service_pair(clean_redis, ENV) as processes:
+        yield processes
 
 
 def sign_in(page: Page, base: str, tok: str) -> None:

@@ -4,6 +4,8 @@ plus what only tests need: Sentinels, the clusters this run started, and cluster
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import redis
 
@@ -20,7 +22,7 @@ from bench.servers import (
 
 __all__ = [
     "CLUSTERS", "ROOT", "RedisClusterServers", "RedisNode", "RedisSentinels", "RedisServer", "ServiceProcess",
-    "channel_subscribers", "free_cluster_port", "free_port", "migrate_slot", "replica_of", "wait_until",
+    "channel_subscribers", "free_cluster_port", "free_port", "migrate_slot", "replica_of", "service_pair", "wait_until",
 ]
 
 
@@ -78,6 +80,22 @@ class RedisSentinels:
 
 CLUSTERS: dict[str, RedisClusterServers] = {}
 """The clusters the test run started, by URL (see tests/conftest.py)."""
+
+
+@contextmanager
+def service_pair(redis_url: str, env: Mapping[str, str]) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Two service processes on one Redis, both stopped afterwards (also when the second fails to start)."""
+    a = ServiceProcess(redis_url, env=dict(env))
+    try:
+        b = ServiceProcess(redis_url, env=dict(env))
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 def channel_subscribers(url: str, channel: str) -> int:
