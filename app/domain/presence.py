@@ -3,10 +3,12 @@
 An endpoint (an agent's softphone) is present while at least one of its live
 connections, on any process, holds an unexpired lease. Each process renews the
 leases of its own connections every `interval`; a lease runs `lease` seconds past
-its last renewal. A connection that ends says so at once; one whose process died
-stops being renewed, and the first sweep after its lease ran out (every process
-sweeps the accounts it serves, every `interval`) publishes the leave. So a leave is
-seen within `leave_bound(lease, interval)` of the end, whatever ended it.
+its last renewal. A connection that ends leaves in its process's next renewal (within
+`interval`; a reconnect of the same endpoint before then takes its lease over, so a
+reconnect moves nothing); one whose process died stops being renewed, and the first
+sweep after its lease ran out (every process sweeps the accounts it serves, every
+`interval`) publishes the leave. So a leave is seen within `leave_bound(lease,
+interval)` of the end, whatever ended it.
 
 A change of presence is published on the account's live channel as
 `presence\\n<version>\\n<join|leave>\\n<entry JSON>` (app/storage/lua/presence.lua);

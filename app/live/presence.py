@@ -46,6 +46,7 @@ class Lease:
     connection_id: str
     endpoint_id: str
     entry: bytes  # what the store publishes for the endpoint (app.domain.presence.entry_of)
+    holder: tuple[str, str | None]  # the principal's user id and name: who may take the lease over
 
 
 @dataclass(eq=False, slots=True)
@@ -84,7 +85,7 @@ class Attendance:
         if (lease.endpoint_id if lease else None) != principal.endpoint_id:
             self.lease = await self._presence.arrive(principal)
             if lease is not None:
-                await self._presence.depart(lease)
+                await self._presence.depart(lease, now=True)  # the connection moved: not a reconnect to wait for
         if watcher is not None and rewatch:
             self.watcher = await self._presence.watch(viewer, watcher.outbox)
 
@@ -107,6 +108,9 @@ class Presence:
         self.process_id = os.urandom(6).hex()
         self._numbers = itertools.count(1)
         self._leases: dict[str, dict[str, Lease]] = {}  # account -> connection id -> lease
+        # Leases of connections that ended since the last tick: they leave in the tick's write,
+        # unless a new connection of the same endpoint takes one over first (a reconnect).
+        self._ended: dict[str, dict[str, Lease]] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self._ticked: dict[str, int] = {}  # account -> the version its last tick read
         self._task: asyncio.Task[None] | None = None
@@ -136,10 +140,11 @@ class Presence:
         for task in list(self._reads):
             task.cancel()
         await asyncio.gather(*self._reads, return_exceptions=True)
-        leases, self._leases = self._leases, {}
-        for account, held in leases.items():
+        leases, self._leases, ended, self._ended = self._leases, {}, self._ended, {}
+        for account in dict.fromkeys([*leases, *ended]):
+            gone = [*leases.get(account, {}), *ended.get(account, {})]
             try:
-                await self._store.leave(account, list(held))
+                await self._store.leave(account, gone)
             except _FAILURES as exc:  # their leases run out instead
                 log.warning("presence: leaving %s at stop failed: %s", account, exc)
 
@@ -155,13 +160,26 @@ class Presence:
 
     # -- leases -----------------------------------------------------------------------
     async def arrive(self, principal: Principal) -> Lease | None:
-        """A lease for a connection of the principal's endpoint (none without an endpoint).
+        """A lease for a connection of the principal's endpoint (none without an endpoint):
+        one of the endpoint's leases that ended since the last tick, taken over (no write:
+        a reconnect, or a whole resume storm, moves nothing in presence), else a new one.
         Held here first: if the store cannot be reached now, the next tick joins it."""
-        if not principal.endpoint_id:
+        endpoint_id = principal.endpoint_id
+        if not endpoint_id:
             return None
+        holder = (principal.user_id, principal.name)
+        ended = self._ended.get(principal.account_id)
+        if ended:
+            for connection_id, lease in ended.items():
+                if lease.endpoint_id == endpoint_id and lease.holder == holder:
+                    del ended[connection_id]
+                    if not ended:
+                        del self._ended[principal.account_id]
+                    self._leases.setdefault(lease.account_id, {})[connection_id] = lease
+                    return lease
         now = self._clock()
-        lease = Lease(principal.account_id, f"{self.process_id}:{next(self._numbers)}", principal.endpoint_id,
-                      rules.entry_of(principal.endpoint_id, principal.user_id, principal.name, now))
+        lease = Lease(principal.account_id, f"{self.process_id}:{next(self._numbers)}", endpoint_id,
+                      rules.entry_of(endpoint_id, principal.user_id, principal.name, now), holder)
         self._leases.setdefault(lease.account_id, {})[lease.connection_id] = lease
         try:
             await self._join(lease, now)
@@ -169,12 +187,18 @@ class Presence:
             log.warning("presence: join of %s failed (retried at the next tick): %s", lease.endpoint_id, exc)
         return lease
 
-    async def depart(self, lease: Lease) -> None:
+    async def depart(self, lease: Lease, *, now: bool = False) -> None:
+        """The connection ended: its lease leaves at the next tick (within `interval`),
+        in that tick's one write, unless a reconnect of its endpoint takes it over first;
+        `now`: leave at once (a token refresh moved the connection to another endpoint)."""
         held = self._leases.get(lease.account_id, {})
         if held.pop(lease.connection_id, None) is None:
             return  # already left (by `stop`)
         if not held:
             self._leases.pop(lease.account_id, None)
+        if not now:
+            self._ended.setdefault(lease.account_id, {})[lease.connection_id] = lease
+            return
         try:
             await self._store.leave(lease.account_id, [lease.connection_id])
         except _FAILURES as exc:
@@ -189,9 +213,16 @@ class Presence:
         again any lease found gone (this process was paused past its lease)."""
         now = self._clock()
         renew = {account: list(held) for account, held in self._leases.items()}
+        ended, self._ended = self._ended, {}
         watched = [account for account, watchers in self._watchers.items() if watchers]
-        ticked = await self._store.tick(renew, watched, now_ms=rules.now_ms(now),
-                                        expiry_ms=rules.expiry_ms(now, self.lease_seconds))
+        try:
+            ticked = await self._store.tick(renew, watched, now_ms=rules.now_ms(now),
+                                            expiry_ms=rules.expiry_ms(now, self.lease_seconds),
+                                            leave={account: list(gone) for account, gone in ended.items()})
+        except BaseException:
+            for account, gone in ended.items():  # they leave at the next tick (or their leases run out)
+                self._ended.setdefault(account, {}).update(gone)
+            raise
         for account, result in ticked.items():
             for connection_id in result.missing:
                 lease = self._leases.get(account, {}).get(connection_id)

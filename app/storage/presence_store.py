@@ -53,14 +53,19 @@ class PresenceStore:
         return int(reply[0])
 
     async def tick(self, renew: Mapping[str, Sequence[str]], sweep: Sequence[str], *, now_ms: int,
-                   expiry_ms: int) -> dict[str, Ticked]:
-        """One batch: renew each account's given leases, sweep the expired leases of
-        those accounts and of `sweep` (publishing their leaves)."""
-        accounts = list(dict.fromkeys([*renew, *sweep]))
+                   expiry_ms: int, leave: Mapping[str, Sequence[str]] | None = None) -> dict[str, Ticked]:
+        """One batch: each account's ended connections (`leave`) leave, its given leases
+        are renewed, then the expired leases of those accounts and of `sweep` are swept
+        (publishing their leaves)."""
+        leave = leave or {}
+        accounts = list(dict.fromkeys([*renew, *leave, *sweep]))
         if not accounts:
             return {}
         publish = await self._publish()
-        calls = [_call(publish, a, "tick", now_ms, expiry_ms, *renew.get(a, ())) for a in accounts]
+        calls = []
+        for a in accounts:
+            renewed = renew.get(a, ())
+            calls.append(_call(publish, a, "tick", now_ms, expiry_ms, str(len(renewed)), *renewed, *leave.get(a, ())))
         replies = await self._run(calls)
         return {account: Ticked(int(reply[0]), [text(c) for c in reply[1:]])
                 for account, reply in zip(accounts, replies)}

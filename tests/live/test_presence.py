@@ -103,9 +103,44 @@ async def test_a_manager_gets_the_list_then_each_join_and_leave_from_any_process
     assert bob is not None
     joined = await heard(manager)
     assert joined["version"] == 2 and joined["joined"]["endpointId"] == "E2"
-    await a.presence.depart(bob)
+    await a.presence.depart(bob)  # bob's connection ended: its lease leaves in a's next tick
+    await a.presence.tick()
     left = await heard(manager)
     assert left["version"] == 3 and left["left"] == joined["joined"]
+
+
+async def test_a_reconnect_before_the_next_tick_takes_the_lease_over_and_nobody_hears_a_leave(
+        world: tuple[Process, Process, Clock]) -> None:
+    a, b, clock = world
+    first = await a.presence.arrive(principal("alice", "E1"))
+    manager = await watching(b, MANAGER)
+    assert names((await heard(manager))["present"]) == ["E1"]
+    assert first is not None
+    await a.presence.depart(first)
+    clock.now += 1
+    again = await a.presence.arrive(principal("alice", "E1"))  # the same endpoint and holder reconnects
+    assert again == first  # the same lease: its `since` and connection id, no write
+    await a.presence.tick()
+    await nothing_else(manager, a)  # no leave, no join of E1 in between
+    roster = await b.presence.roster(MANAGER)
+    assert [(e.endpoint_id, e.connections) for e in roster.entries] == [("E1", 1), ("EZ", 1)]
+    assert a.presence.lease_count == 2
+
+
+async def test_an_ended_lease_is_not_taken_over_by_another_holder_and_leaves_at_the_tick(
+        world: tuple[Process, Process, Clock]) -> None:
+    a, b, _ = world
+    alice = await a.presence.arrive(principal("alice", "E1"))
+    manager = await watching(b, MANAGER)
+    assert names((await heard(manager))["present"]) == ["E1"]
+    assert alice is not None
+    await a.presence.depart(alice)
+    other = await a.presence.arrive(principal("mallory", "E1"))  # the endpoint, but another user
+    assert other is not None and other.connection_id != alice.connection_id
+    await a.presence.tick()
+    roster = await b.presence.roster(MANAGER)
+    assert [(e.endpoint_id, e.user_id, e.connections) for e in roster.entries] == [("E1", "alice", 1)]
+    await nothing_else(manager, a)  # E1 stayed present throughout (one live connection): no leave
 
 
 async def test_an_agent_watching_hears_of_itself_only_and_a_user_without_endpoint_holds_no_lease(

@@ -100,6 +100,23 @@ async def test_a_renewed_lease_holds_and_an_unrenewed_one_is_swept_with_its_leav
         await heard.nothing_before(store)
 
 
+async def test_a_tick_leaves_the_ended_connections_then_renews_the_rest_past_one_chunk(redis: Redis) -> None:
+    store = PresenceStore(redis)
+    async with Heard(redis) as heard:
+        ids = [f"p:{n}" for n in range(1_200)]  # more than one renewal chunk of the script
+        for n, connection in enumerate(ids):
+            await store.join(A, connection, f"E{n % 3}", entry(f"E{n % 3}"), now_ms=0, expiry_ms=1_000)
+        assert [await heard.next() for _ in range(3)] == [(1, "join", "E0"), (2, "join", "E1"), (3, "join", "E2")]
+        ended = [c for n, c in enumerate(ids) if n % 3 == 2]  # every connection of E2
+        kept = [c for c in ids if c not in ended]
+        ticked = await store.tick({A: kept}, [], now_ms=900, expiry_ms=5_000, leave={A: ended})
+        assert ticked[A].missing == [] and ticked[A].version == 4
+        assert await heard.next() == (4, "leave", "E2")
+        present = (await store.read(A, now_ms=4_999)).entries  # every kept lease renewed past its first expiry
+        assert [(e.endpoint_id, e.connections) for e in present] == [("E0", 400), ("E1", 400)]
+        await heard.nothing_before(store)
+
+
 async def test_a_read_sweeps_first_so_a_poller_never_sees_an_expired_lease(redis: Redis) -> None:
     store = PresenceStore(redis)
     async with Heard(redis) as heard:

@@ -16,7 +16,8 @@
 -- ARGV[5] expiry (Unix ms) for leases made or renewed now
 -- join:  ARGV[6] connection id, ARGV[7] endpoint id, ARGV[8] entry JSON
 -- leave: ARGV[6..] connection ids that ended
--- tick:  ARGV[6..] connection ids to renew; then sweeps
+-- tick:  ARGV[6] n, ARGV[7..6+n] connection ids to renew, ARGV[7+n..] connection ids that
+--        ended since the last tick (left first); then sweeps
 -- read:  sweeps, then reads
 --
 -- Publishes `presence\n<version>\n<join|leave>\n<entry JSON>`.
@@ -77,11 +78,32 @@ elseif verb == 'leave' then
   end
   return {version()}
 elseif verb == 'tick' then
+  local n = tonumber(ARGV[6])
+  for i = 7 + n, #ARGV do
+    drop(ARGV[i])
+  end
+  -- Renew in chunks (one ZMSCORE and one ZADD XX per chunk, not a command per lease); a lease
+  -- already gone (swept: this process was paused past it) is missing, for the caller to join again.
   local missing = {}
-  for i = 6, #ARGV do
-    if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[5], ARGV[i]) == 0
-        and not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-      missing[#missing + 1] = ARGV[i]
+  local CHUNK = 500
+  for first = 7, 6 + n, CHUNK do
+    local last = math.min(first + CHUNK - 1, 6 + n)
+    local ids = {}
+    for i = first, last do
+      ids[#ids + 1] = ARGV[i]
+    end
+    local scores = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+    local renew = {}
+    for j, id in ipairs(ids) do
+      if scores[j] then
+        renew[#renew + 1] = ARGV[5]
+        renew[#renew + 1] = id
+      else
+        missing[#missing + 1] = id
+      end
+    end
+    if #renew > 0 then
+      redis.call('ZADD', KEYS[1], 'XX', unpack(renew))
     end
   end
   sweep()
