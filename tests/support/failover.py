@@ -46,6 +46,7 @@ class Drill:
         self._stop_writing = asyncio.Event()
         self._stop_watching = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._writers: list[asyncio.Task[None]] = []
 
     def token(self, account: str) -> str:
         return token(self.settings, account=account, sub=f"mgr-{account}", roles=("User", "Manager"))
@@ -107,7 +108,7 @@ class Drill:
 
     def start(self) -> None:
         for account in self.accounts:
-            self._tasks.append(asyncio.create_task(self._write(account)))
+            self._writers.append(asyncio.create_task(self._write(account)))
             for index in range(self.watchers_per_account):
                 self._tasks.append(asyncio.create_task(self._watch(account, index)))
 
@@ -123,6 +124,9 @@ class Drill:
         """Stop writing, let every client come to REST's position, compare; the
         acknowledged sessions missing from the final state, per account."""
         self._stop_writing.set()
+        # A write still in flight would commit after REST's read below and move
+        # the clients past it: wait until every writer has its last answer.
+        await asyncio.gather(*self._writers)
         loop = asyncio.get_running_loop()
         missing: dict[str, list[str]] = {}
         for account in self.accounts:
@@ -152,4 +156,4 @@ class Drill:
     async def abort(self) -> None:
         self._stop_writing.set()
         self._stop_watching.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._writers, *self._tasks, return_exceptions=True)
