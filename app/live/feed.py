@@ -10,11 +10,16 @@ new epoch) gets a fresh snapshot marked `reset`. Never a gap, never a repeat.
 Per change, the patch is built and encoded once per visibility class and the
 same Message is queued for every subscriber of that class. Each subscriber's state digest
 (app.domain.digest) moves by its class's sum at each change; every `digest_every`-th
-patch a subscriber gets carries it (that one message encoded once per class and digest)."""
+patch a subscriber gets carries it (that one message encoded once per class and digest).
+
+A subscriber whose queue overflows is conflated, not dropped (app.live.outbox): its queue
+says from where, and the worker sends it the one patch from there to its cursor, built
+from the change log (`views.ops_for_range`), or a snapshot when that is smaller."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ from app.live import protocol, resume
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message
 from app.live.resume import ChangeSource, DigestBase
-from app.live.views import Seen, ops_for, seen
+from app.live.views import Seen, ops_for, ops_for_range, seen
 from app.redis_io import REDIS_DOWN
 from app.observability import hooks
 from app.domain.positions import Position
@@ -73,6 +78,7 @@ class Stats:
     messages_queued: int = 0
     catch_ups: int = 0
     resets: int = 0
+    conflated: int = 0  # conflated patches sent (a conflation that ended in a snapshot is a reset)
     dropped_publications: int = 0
 
 
@@ -88,11 +94,16 @@ class _Rebind:
     viewer: Viewer
 
 
+@dataclass(frozen=True, slots=True)
+class _Conflate:
+    sub: Subscriber
+
+
 class _Check:
     pass
 
 
-_Op = Change | _Join | _Rebind | _Check
+_Op = Change | _Join | _Rebind | _Conflate | _Check
 _CHECK = _Check()
 
 
@@ -153,6 +164,10 @@ class Feed:
     def leave(self, sub: Subscriber) -> None:
         self.subs.discard(sub)
 
+    def conflate(self, sub: Subscriber) -> None:
+        """`sub`'s queue overflowed and began conflating: bring it up to date, in order."""
+        self._push(_Conflate(sub))
+
     def _push(self, op: _Op) -> None:
         self._ops.append(op)
         self._wake.set()
@@ -181,6 +196,8 @@ class Feed:
             await self._on_change(op)
         elif isinstance(op, _Join):
             await self._on_join(op.sub)
+        elif isinstance(op, _Conflate):
+            await self._conflate(op.sub)
         elif isinstance(op, _Rebind):
             if op.sub in self.subs:
                 op.sub.viewer = op.viewer
@@ -204,6 +221,7 @@ class Feed:
 
     async def _on_join(self, sub: Subscriber) -> None:
         self.subs.add(sub)
+        sub.outbox.on_overflow = functools.partial(self.conflate, sub)
         if self.epoch is None:
             return  # nothing relayed yet: whatever follows its start arrives on the channel
         if sub.epoch != self.epoch:
@@ -316,6 +334,46 @@ class Feed:
         if still:
             await self._reset(still)
 
+    async def _conflate(self, sub: Subscriber) -> None:
+        """The one message from where `sub`'s queue began conflating to its cursor: the
+        merged patch of the change log's entries, or a snapshot when that is smaller, or
+        when the log cannot give the range."""
+        start = sub.outbox.conflate_from
+        if start is None or sub not in self.subs:
+            return
+        if start.epoch != sub.epoch or start.cursor > sub.cursor:
+            await self._reset([sub])  # SNAPSHOT_NEEDED, or a base in another epoch
+            return
+        try:
+            changes = await self._source.changes_since(self.account_id, start.cursor, limit=self._max_changes)
+        except STORE_ERRORS as exc:
+            log.warning("account %s: conflation from %d failed: %s", self.account_id, start.cursor, exc)
+            self._fail([sub])
+            return
+        span = [c for c in changes or () if c.cursor <= sub.cursor]
+        if not span or span[-1].cursor != sub.cursor or any(c.epoch != sub.epoch for c in span):
+            await self._reset([sub])  # the log no longer reaches back, or moved to another epoch
+            return
+        ops = ops_for_range([c.entry for c in span], sub.viewer)
+        if not ops:
+            sub.outbox.conflated(None)  # nothing it sees changed
+            return
+        text = sub.digest_text
+        merged = protocol.patch(sub.epoch, sub.cursor, ops, base=start.cursor, digest=text)
+        if text is not None:
+            sub.unverified = 0
+        if merged.size > sub.outbox.max_bytes // 2:
+            try:
+                fresh = await resume.snapshot(self._source, sub.viewer, reset=True, digests=self._digest_every > 0)
+            except STORE_ERRORS as exc:
+                log.warning("account %s: conflation snapshot failed: %s", self.account_id, exc)
+                fresh = None
+            if fresh is not None and fresh.messages[0].size < merged.size and sub in self.subs:
+                self._snapshot_to(sub, fresh)
+                return
+        self._stats.conflated += 1
+        sub.outbox.conflated(merged)
+
     async def _reset(self, subs: list[Subscriber]) -> None:
         """A fresh snapshot for each, read and encoded once per distinct viewer."""
         groups: dict[Viewer, list[Subscriber]] = {}
@@ -330,10 +388,13 @@ class Feed:
                 continue
             for sub in members:
                 if sub in self.subs and sub.viewer == viewer:
-                    self._stats.resets += 1
-                    sub.epoch, sub.cursor = fresh.epoch, fresh.cursor
-                    sub.digest, sub.base, sub.unverified = fresh.digest, None, 0
-                    self._offer(sub, fresh.messages[0])
+                    self._snapshot_to(sub, fresh)
+
+    def _snapshot_to(self, sub: Subscriber, fresh: resume.Start) -> None:
+        self._stats.resets += 1
+        sub.epoch, sub.cursor = fresh.epoch, fresh.cursor
+        sub.digest, sub.base, sub.unverified = fresh.digest, None, 0
+        self._offer(sub, fresh.messages[0])  # a snapshot also ends a conflation
 
     def _fail(self, subs: list[Subscriber]) -> None:
         for sub in subs:

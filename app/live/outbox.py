@@ -1,8 +1,16 @@
-"""A bounded per-connection send queue.
+"""A bounded per-connection send queue, which conflates instead of growing.
 
-The relay never waits for a socket: it offers messages here and moves on. A
-connection whose queue would pass its byte bound is finished with "slow"
-instead of growing memory; the client reconnects and resumes.
+The relay never waits for a socket: it offers messages here and moves on. When
+a message would take the queue past its byte bound, the queue *conflates*
+(docs/protocol.md "Conflation"): it drops its queued patches, snapshots and pings,
+remembers the position the client's state will be at once what it already wrote
+is applied (`conflate_from`: the first dropped patch's base), and takes no more
+patches until its owner (the relay, told through `on_overflow`) hands it the one
+patch, or snapshot, that brings the client from there to now (`conflated`). So a
+slow reader stays exact and continuous with fewer, larger messages, and memory
+stays bounded. Only when nothing can be conflated (a queue of control messages
+alone) is the connection finished with "slow"; a transport that stops taking
+writes altogether is the writer's write timeout, not this.
 
 Whoever writes the queue to a socket is told through `on_ready` (called when
 the first message arrives in an empty queue, and when the queue is finished):
@@ -17,12 +25,21 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from app.domain.positions import Position
+from app.live import protocol
 from app.live.protocol import Close, CloseCode, Message
 from app.observability.tally import TALLY
 
 
+# Dropped when conflating: what carries or moves the client's position.
+_POSITIONAL = frozenset({"patch", "snapshot", "ping"})
+_PLAIN_PING = protocol.ping(None)  # a keepalive that claims no position (sent while conflating)
+SNAPSHOT_NEEDED = Position("", -1)  # conflate_from when a dropped snapshot leaves no base: reset
+
+
 class Outbox:
-    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "max_bytes", "stalled")
+    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "conflate_from", "max_bytes",
+                 "on_overflow", "stalled")
 
     def __init__(self, max_bytes: int, on_ready: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
@@ -37,6 +54,10 @@ class Outbox:
         # A write to this connection's socket is blocked (its reader stopped reading): set and
         # cleared by the writer; a drain does not wait on such a connection.
         self.stalled = False
+        # Conflating (see the module doc): where the client's state will be once what was
+        # written is applied; SNAPSHOT_NEEDED when only a snapshot can follow. None: not.
+        self.conflate_from: Position | None = None
+        self.on_overflow: Callable[[], None] | None = None  # the relay's: conflation began
 
     def __len__(self) -> int:
         return len(self._items) if self._items is not None else 0
@@ -47,21 +68,78 @@ class Outbox:
 
     def offer(self, message: Message) -> bool:
         """Queue a message; False if the connection is finishing or just became
-        too slow. One message larger than the bound still fits an empty queue."""
+        too slow. One message larger than the bound still fits an empty queue.
+        While conflating, a patch is taken as covered by the conflated one to
+        come (True), a ping goes without its position, a snapshot ends it."""
         if self.closing is not None:
             return False
         items = self._items
         if items is None:
             items = self._items = deque()
-        elif items and self._bytes + message.size > self.max_bytes:
-            TALLY.slow_closes += 1
-            self.finish(Close.of(CloseCode.SLOW), flush=False)
-            return False
+        elif self.conflate_from is None and items and self._bytes + message.size > self.max_bytes:
+            if not self._conflate():
+                TALLY.slow_closes += 1
+                self.finish(Close.of(CloseCode.SLOW), flush=False)
+                return False
+        if self.conflate_from is not None:
+            if message.kind == "patch":
+                return True
+            if message.kind == "ping":
+                message = _PLAIN_PING
+            elif message.kind == "snapshot":
+                self._drop_positional()
+                self.conflate_from = None
+            elif self._bytes + message.size > self.max_bytes and items:
+                TALLY.slow_closes += 1  # a flood of control messages: nothing left to conflate
+                self.finish(Close.of(CloseCode.SLOW), flush=False)
+                return False
+        self._append(items, message)
+        return True
+
+    def conflated(self, message: Message | None) -> None:
+        """The end of conflating: the message that brings the client from `conflate_from`
+        to now (None: nothing it sees changed), queued whatever its size."""
+        if self.closing is not None or self.conflate_from is None:
+            return
+        self.conflate_from = None
+        if message is not None:
+            if self._items is None:
+                self._items = deque()
+            self._append(self._items, message)
+
+    def _append(self, items: deque[Message], message: Message) -> None:
         items.append(message)
         self._bytes += message.size
         if len(items) == 1:
             self._ready()
+
+    def _conflate(self) -> bool:
+        """Drop the queued positional messages and begin conflating; False when there
+        are none (or no owner to conflate for)."""
+        if self.on_overflow is None or self._items is None:
+            return False
+        start: Position | None = None
+        for message in self._items:
+            if message.kind == "snapshot":
+                start = SNAPSHOT_NEEDED
+                break
+            if message.kind == "patch" and start is None:
+                assert message.event_id is not None and message.base is not None
+                start = Position(Position.parse(message.event_id).epoch, message.base)
+        if start is None:
+            return False
+        self._drop_positional()
+        self.conflate_from = start
+        TALLY.conflations += 1
+        self.on_overflow()
         return True
+
+    def _drop_positional(self) -> None:
+        if self._items is None:
+            return
+        kept = deque(m for m in self._items if m.kind not in _POSITIONAL)
+        self._items = kept or None
+        self._bytes = sum(m.size for m in kept)
 
     def finish(self, close: Close, *, flush: bool) -> None:
         """End the connection: after what is queued (`flush`), or now."""

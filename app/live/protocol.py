@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -124,6 +124,8 @@ class Message:
     text: str
     event_id: str | None = None  # SSE `id:` (the position after this message)
     retry_ms: int | None = None  # SSE `retry:` (reconnect delay hint)
+    # A patch: the cursor of the state it applies to (not sent; conflation starts there).
+    base: int | None = None
     _sse: bytes | None = field(default=None, repr=False)
     _ws_event: dict[str, Any] | None = field(default=None, repr=False)
     _sse_event: dict[str, Any] | None = field(default=None, repr=False)
@@ -163,8 +165,13 @@ def snapshot(epoch: str, cursor: int, sessions: dict[str, bytes], reset: bool = 
     return _message("snapshot", _Snapshot(epoch, cursor, raw, reset, digest), Position(epoch, cursor))
 
 
-def patch(epoch: str, cursor: int, ops: list[dict[str, Any]]) -> Message:
-    return _message("patch", _Patch(cursor, ops), Position(epoch, cursor))
+def patch(epoch: str, cursor: int, ops: list[dict[str, Any]], base: int | None = None,
+          digest: str | None = None) -> Message:
+    """The patch from the state at `base` (default `cursor - 1`: one change's patch; a
+    conflated one spans more) to the state at `cursor`."""
+    message = _message("patch", _Patch(cursor, ops, digest), Position(epoch, cursor))
+    message.base = cursor - 1 if base is None else base
+    return message
 
 
 def resumed(epoch: str, cursor: int, replayed: int) -> Message:
@@ -180,7 +187,7 @@ def with_digest(patch_message: Message, digest: str) -> Message:
     member appended (the ops are not encoded again)."""
     assert patch_message.kind == "patch" and patch_message.text.endswith("}")
     text = f'{patch_message.text[:-1]},"digest":"{digest}"}}'
-    return Message("patch", text, patch_message.event_id)
+    return Message("patch", text, patch_message.event_id, base=patch_message.base)
 
 
 def pong() -> Message:
@@ -242,7 +249,14 @@ class Pong(_In, tag="pong"):
     pass
 
 
-Inbound = Auth | Ping | Pong
+class Ack(_In, tag="ack"):
+    """The client has applied its state up to `cursor` (of `epoch`, when given): measured lag."""
+
+    cursor: Annotated[int, msgspec.Meta(ge=0)]
+    epoch: str | None = None
+
+
+Inbound = Auth | Ping | Pong | Ack
 _inbound = msgspec.json.Decoder(Inbound)
 
 

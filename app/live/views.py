@@ -7,11 +7,13 @@ pair gets the same patch (at most three distinct patches per change)."""
 
 from __future__ import annotations
 
+import msgspec
+
 from app.domain.changes import ChangeEntry
 from app.domain.json_patch import Op, pointer_token
 from app.domain.visibility import Viewer, visible_sessions
 
-__all__ = ["Seen", "Viewer", "ops_for", "seen", "visible_sessions"]  # the viewer and its rule: app.domain.visibility
+__all__ = ["Seen", "Viewer", "ops_for", "ops_for_range", "seen", "visible_sessions"]  # the viewer and its rule: app.domain.visibility
 
 Seen = tuple[bool, bool]
 """(saw the session before the change, sees it after)."""
@@ -41,3 +43,40 @@ def ops_for(entry: ChangeEntry, pair: Seen) -> list[Op]:
 
 def _rooted(ops: list[Op], root: str) -> list[Op]:
     return [{**op, "path": root + op["path"]} for op in ops]
+
+
+def ops_for_range(entries: list[ChangeEntry], viewer: Viewer) -> list[Op]:
+    """One JSON Patch equivalent to the patches of `entries` (consecutive changes, in cursor
+    order) for `viewer`: conflation (docs/protocol.md "Conflation").
+
+    Per session, in order of first change, the smaller of its own patches' ops in order
+    and a compact form: one `add` of its last form if it entered the view, one `remove`
+    if it left it (after its final form as one `replace` if it ended while seen), one
+    `replace` of the whole session if it stayed. Nothing for a session the viewer never
+    saw. So the merged patch is never larger than the patches it replaces, and it shows
+    the viewer nothing its own patches would not have."""
+    by_session: dict[str, list[ChangeEntry]] = {}
+    for entry in entries:
+        by_session.setdefault(entry.session_id, []).append(entry)
+    merged: list[Op] = []
+    for sid, steps in by_session.items():
+        first, last = steps[0], steps[-1]
+        before, after = viewer.sees(first.before), viewer.sees(last.after)
+        if not before and not after:
+            continue
+        root = "/" + pointer_token(sid)
+        compact: list[Op]
+        if not before:
+            compact = [{"op": "add", "path": root, "value": last.session}]
+        elif not after:
+            final = not last.after.active and viewer.sees(last.before)
+            compact = [{"op": "replace", "path": root, "value": last.session}] if final else []
+            compact.append({"op": "remove", "path": root})
+        else:
+            compact = [{"op": "replace", "path": root, "value": last.session}]
+        stepwise = [op for step in steps for op in ops_for(step, seen(step, viewer))]
+        merged.extend(compact if len(_encode(compact)) <= len(_encode(stepwise)) else stepwise)
+    return merged
+
+
+_encode = msgspec.json.Encoder().encode

@@ -42,6 +42,7 @@ class Tally:
     rejections: Counter[tuple[str, str]] = field(default_factory=Counter)  # (route, errorCode)
     starts: Counter[str] = field(default_factory=Counter)  # snapshot | resumed | reset
     slow_closes: int = 0
+    conflations: int = 0  # send queues that overflowed and conflated (app.live.outbox)
     drains: int = 0
     pubsub_reconnects: int = 0
     streaming: Counter[str] = field(default_factory=Counter)  # open SSE / long-poll requests

@@ -184,16 +184,39 @@ async def test_the_channel_is_held_only_while_someone_listens(hub: Hub, store: S
     assert (await take(c))["cursor"] == 1
 
 
-async def test_a_slow_subscriber_is_dropped_and_the_others_continue(hub: Hub, store: SessionStore) -> None:
+async def test_a_slow_subscriber_is_conflated_and_the_others_continue(hub: Hub, store: SessionStore) -> None:
     slow, fine = Outbox(300), Outbox(100_000)
     await hub.open(MANAGER, slow, None)
     await hub.open(MANAGER, fine, None)
-    for i in range(5):
+    state = json.loads((await take_raw(slow)).text)["sessions"]  # the snapshot; then it stops reading
+    for i in range(8):
         await store.commit("A", "S1", setting(endpoint_id="E1", display_name=str(i) * 50))
-    msgs = [await take(fine) for _ in range(6)]
-    assert [m["cursor"] for m in msgs[1:]] == [1, 2, 3, 4, 5]
-    assert slow.closing is not None and slow.closing.code == 3008 and slow.aborted
-    assert len(hub._feeds["A"].subs) == 1
+    msgs = [await take(fine) for _ in range(9)]
+    assert [m["cursor"] for m in msgs[1:]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    for _ in range(100):  # until the feed's worker has sent the conflated patch
+        if slow.conflate_from is None and hub.stats.conflated:
+            break
+        await asyncio.sleep(0.02)
+    assert slow.closing is None and len(hub._feeds["A"].subs) == 2
+    received = []
+    while len(slow):
+        received.append(json.loads((await take_raw(slow)).text))
+    assert len(received) < 8 and received[-1]["cursor"] == 8
+    for m in received:
+        state = jsonpatch.apply_patch(state, m["ops"])
+    assert state == await view_of(store, MANAGER)
+    await store.commit("A", "S1", setting(display_name="live again"))  # and it carries on live
+    nxt = await take(slow)
+    assert nxt["cursor"] == 9 and jsonpatch.apply_patch(state, nxt["ops"]) == await view_of(store, MANAGER)
+
+
+async def test_a_queue_of_control_messages_alone_still_closes_slow(hub: Hub) -> None:
+    box = Outbox(100)
+    box.on_overflow = lambda: None
+    from app.live import protocol
+    for _ in range(20):
+        box.offer(protocol.pong())
+    assert box.closing is not None and box.closing.code == 3008 and box.aborted
 
 
 async def test_draining_tells_every_connection_to_reconnect(hub: Hub) -> None:

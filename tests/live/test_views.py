@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain.changes import make_entry, wire
-from app.live.views import ops_for, seen
+from app.live.views import ops_for, ops_for_range, seen
 from app.domain.dtos import SessionInfo, SessionMemberInfo
 from app.domain.visibility import Viewer, visible_sessions
 
@@ -95,3 +95,48 @@ def test_any_history_patched_with_jsonpatch_equals_the_visible_state(history: li
     for viewer, state in states.items():
         expected = {k: msgspec.json.decode(v) for k, v in visible_sessions(viewer, blobs).items()}
         assert state == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["S1", "S2", "x/y"]), _versions), max_size=25), st.data())
+def test_a_conflated_patch_equals_the_patches_it_replaces(history: list[Any], data: st.DataObject) -> None:
+    """Any span of any history: one merged patch, applied with jsonpatch to the state where
+    the span starts, gives the state the span's own patches give, and is never larger."""
+    split = data.draw(st.integers(0, len(history)))
+    current: dict[str, SessionInfo] = {}
+    entries = []
+    for rev, (sid, version) in enumerate(history, 1):
+        after = msgspec.structs.replace(version, id=sid)
+        entries.append(make_entry(current.get(sid), after, rev))
+        current[sid] = after
+    for viewer in (MANAGER, E1, E2, NOBODY):
+        state: dict[str, Any] = {}
+        for entry in entries[:split]:
+            state = jsonpatch.apply_patch(state, ops_for(entry, seen(entry, viewer)))
+        stepwise_ops = [op for entry in entries[split:] for op in ops_for(entry, seen(entry, viewer))]
+        merged = ops_for_range(entries[split:], viewer)
+        assert jsonpatch.apply_patch(state, merged) == jsonpatch.apply_patch(state, stepwise_ops)
+        assert len(msgspec.json.encode(merged)) <= len(msgspec.json.encode(stepwise_ops))
+
+
+def test_a_conflated_patch_shows_a_session_s_end_only_to_who_saw_it_end() -> None:
+    ringing = info(endpoint_id="E1", members=[SessionMemberInfo(identity="m", endpoint_id="E2")],
+                   call_state="Ringing")
+    e2_gone = msgspec.structs.replace(ringing, members=[])
+    ended = msgspec.structs.replace(e2_gone, ended=True, call_state="Disconnected", outcome="Answered")
+    entries = [make_entry(ringing, e2_gone, 2), make_entry(e2_gone, ended, 3)]
+    assert ops_for_range(entries, E2) == [{"op": "remove", "path": "/S1"}]  # it left before the end
+    final = ops_for_range(entries, E1)
+    assert final[0]["op"] == "replace" and final[0]["value"]["outcome"] == "Answered"
+    assert final[-1] == {"op": "remove", "path": "/S1"}
+
+
+def test_a_conflated_patch_of_many_changes_to_one_session_is_one_replace() -> None:
+    version = info(endpoint_id="E1", call_state="Ringing")
+    entries = []
+    for n in range(30):
+        after = msgspec.structs.replace(version, display_name=f"caller {n}", call_state=("Ringing", "Connected")[n % 2])
+        entries.append(make_entry(version, after, n + 2))
+        version = after
+    merged = ops_for_range(entries, MANAGER)
+    assert merged == [{"op": "replace", "path": "/S1", "value": entries[-1].session}]
