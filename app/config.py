@@ -78,7 +78,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_pong_timeout: float = 10.0  # close (3012) when a ping is not answered in time
     live_auth_timeout: float = 5.0  # close (3502) without an auth message by then
     live_token_grace: float = 10.0  # close (3005) this long after the token expires
-    live_queue_max_bytes: int = 1_048_576  # per-connection send queue; past it: close (3008)
+    live_queue_max_bytes: int = 1_048_576  # per-connection send queue; past it: conflate (docs/protocol.md)
     live_write_timeout: float = 10.0  # one blocked socket write longer than this: close (3008)
     live_max_message_bytes: int = 65_536  # inbound message size limit (uvicorn closes with 1009 first; 3504 here)
     live_replay_max_changes: int = 5_000  # resume scans at most this many changes, else reset

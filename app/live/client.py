@@ -288,7 +288,7 @@ class Connection:
             self._peer_gone()
             return
         else:
-            self.outbox.stalled = False
+            self.outbox.unstalled()
         self._writer = None
         self.flush()  # more queued meanwhile, or the close: back to writing from the pump
 

@@ -88,6 +88,11 @@ class Hub:
         if not self._connections:
             self._idle.set()
 
+    def queued_bytes(self) -> tuple[int, int]:
+        """Bytes waiting in this process's send queues: (all of them, the largest queue)."""
+        sizes = [outbox.queued_bytes for outbox in self._connections]
+        return sum(sizes), max(sizes, default=0)
+
     @property
     def connection_count(self) -> int:
         return len(self._connections)

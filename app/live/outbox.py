@@ -5,8 +5,9 @@ a message would take the queue past its byte bound, the queue *conflates*
 (docs/protocol.md "Conflation"): it drops its queued patches, snapshots and pings,
 remembers the position the client's state will be at once what it already wrote
 is applied (`conflate_from`: the first dropped patch's base), and takes no more
-patches until its owner (the relay, told through `on_overflow`) hands it the one
-patch, or snapshot, that brings the client from there to now (`conflated`). So a
+patches until its owner (the relay, asked through `on_overflow` once the writer has
+taken everything else) hands it the one patch, or snapshot, that brings the client
+from there to now (`conflated`). So a
 slow reader stays exact and continuous with fewer, larger messages, and memory
 stays bounded. Only when nothing can be conflated (a queue of control messages
 alone) is the connection finished with "slow"; a transport that stops taking
@@ -38,8 +39,8 @@ SNAPSHOT_NEEDED = Position("", -1)  # conflate_from when a dropped snapshot leav
 
 
 class Outbox:
-    __slots__ = ("_bytes", "_items", "_on_ready", "_wake", "aborted", "closing", "conflate_from", "max_bytes",
-                 "on_overflow", "stalled")
+    __slots__ = ("_bytes", "_items", "_on_ready", "_requested", "_wake", "aborted", "closing", "conflate_from",
+                 "max_bytes", "on_overflow", "stalled")
 
     def __init__(self, max_bytes: int, on_ready: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
@@ -57,7 +58,8 @@ class Outbox:
         # Conflating (see the module doc): where the client's state will be once what was
         # written is applied; SNAPSHOT_NEEDED when only a snapshot can follow. None: not.
         self.conflate_from: Position | None = None
-        self.on_overflow: Callable[[], None] | None = None  # the relay's: conflation began
+        self.on_overflow: Callable[[], None] | None = None  # the relay's: send the conflated message
+        self._requested = False  # on_overflow called for this conflation
 
     def __len__(self) -> int:
         return len(self._items) if self._items is not None else 0
@@ -73,14 +75,9 @@ class Outbox:
         come (True), a ping goes without its position, a snapshot ends it."""
         if self.closing is not None:
             return False
-        items = self._items
-        if items is None:
-            items = self._items = deque()
-        elif self.conflate_from is None and items and self._bytes + message.size > self.max_bytes:
-            if not self._conflate():
-                TALLY.slow_closes += 1
-                self.finish(Close.of(CloseCode.SLOW), flush=False)
-                return False
+        if (self.conflate_from is None and self._items and self._bytes + message.size > self.max_bytes
+                and not self._conflate()):
+            return self._too_slow()
         if self.conflate_from is not None:
             if message.kind == "patch":
                 return True
@@ -88,12 +85,10 @@ class Outbox:
                 message = _PLAIN_PING
             elif message.kind == "snapshot":
                 self._drop_positional()
-                self.conflate_from = None
-            elif self._bytes + message.size > self.max_bytes and items:
-                TALLY.slow_closes += 1  # a flood of control messages: nothing left to conflate
-                self.finish(Close.of(CloseCode.SLOW), flush=False)
-                return False
-        self._append(items, message)
+                self._end_conflation()
+            elif self._items and self._bytes + message.size > self.max_bytes:
+                return self._too_slow()  # a flood of control messages: nothing left to conflate
+        self._append(message)
         return True
 
     def conflated(self, message: Message | None) -> None:
@@ -101,13 +96,25 @@ class Outbox:
         to now (None: nothing it sees changed), queued whatever its size."""
         if self.closing is not None or self.conflate_from is None:
             return
-        self.conflate_from = None
+        self._end_conflation()
         if message is not None:
-            if self._items is None:
-                self._items = deque()
-            self._append(self._items, message)
+            self._append(message)
 
-    def _append(self, items: deque[Message], message: Message) -> None:
+    def unstalled(self) -> None:
+        """The writer's blocked write went through: the socket takes data again."""
+        self.stalled = False
+        if self.conflate_from is not None:
+            self._request_conflation()
+
+    def _too_slow(self) -> bool:
+        TALLY.slow_closes += 1
+        self.finish(Close.of(CloseCode.SLOW), flush=False)
+        return False
+
+    def _append(self, message: Message) -> None:
+        items = self._items
+        if items is None:
+            items = self._items = deque()
         items.append(message)
         self._bytes += message.size
         if len(items) == 1:
@@ -131,8 +138,20 @@ class Outbox:
         self._drop_positional()
         self.conflate_from = start
         TALLY.conflations += 1
-        self.on_overflow()
+        if not self._items and not self.stalled:
+            self._request_conflation()  # the writer is idle: nothing will pop
         return True
+
+    def _request_conflation(self) -> None:
+        """Ask the owner for the conflated message, once per conflation, when the writer
+        has taken everything else: so a burst of changes costs one merge, not one each."""
+        if not self._requested and self.on_overflow is not None:
+            self._requested = True
+            self.on_overflow()
+
+    def _end_conflation(self) -> None:
+        self.conflate_from = None
+        self._requested = False
 
     def _drop_positional(self) -> None:
         if self._items is None:
@@ -171,6 +190,8 @@ class Outbox:
         self._bytes -= message.size
         if not items:
             self._items = None
+            if self.conflate_from is not None:
+                self._request_conflation()
         return message
 
     def _ready(self) -> None:
@@ -192,6 +213,8 @@ class Outbox:
         items = list(self._items) if self._items is not None else []
         self._items = None
         self._bytes = 0
+        if self.conflate_from is not None:
+            self._request_conflation()
         return items
 
     async def wait(self) -> None:

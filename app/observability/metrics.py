@@ -100,8 +100,15 @@ class ServiceCollector(Collector):
         yield starts
         yield CounterMetricFamily(f"{PREFIX}_live_catch_ups", "Feed catch-ups from the change log", value=s.catch_ups)
         yield CounterMetricFamily(f"{PREFIX}_live_resets", "Subscribers reset to a fresh snapshot", value=s.resets)
-        yield CounterMetricFamily(f"{PREFIX}_live_slow_consumer_closes", "Connections closed as too slow (3008)",
+        yield CounterMetricFamily(f"{PREFIX}_live_slow_consumer_closes", "Connections closed as too slow (3008): a queue of control messages alone overflowed",
                                   value=t.slow_closes)
+        yield CounterMetricFamily(f"{PREFIX}_live_conflations", "Send queues that overflowed and were conflated "
+                                  "into one patch or snapshot instead of closing", value=t.conflations)
+        total, largest = hub.queued_bytes()
+        yield GaugeMetricFamily(f"{PREFIX}_live_queued_bytes", "Bytes waiting in this process's send queues",
+                                value=total)
+        yield GaugeMetricFamily(f"{PREFIX}_live_largest_queue_bytes", "Bytes waiting in the fullest send queue",
+                                value=largest)
         yield CounterMetricFamily(f"{PREFIX}_live_drains", "Drains (SIGTERM) started", value=t.drains)
         yield CounterMetricFamily(f"{PREFIX}_pubsub_reconnects", "Pub/sub connections lost and re-made",
                                   value=t.pubsub_reconnects)
