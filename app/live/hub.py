@@ -13,6 +13,8 @@ import itertools
 import logging
 import random
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain.changes import Change
@@ -45,7 +47,8 @@ class Teardowns:
 
 class Hub:
     def __init__(self, source: ChangeSource, broker: Broker, *, max_changes: int, replay_budget: int,
-                 check_interval: float, digest_every: int = 0, conflate_lag_ms: int = 0) -> None:
+                 check_interval: float, digest_every: int = 0, conflate_lag_ms: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
         self._source = source
         self._broker = broker
         self._max_changes = max_changes
@@ -53,6 +56,7 @@ class Hub:
         self._check_interval = check_interval
         self._digest_every = digest_every  # state digests (LIVE_DIGEST_EVERY); 0: none
         self._conflate_lag_ms = conflate_lag_ms  # LIVE_CONFLATE_LAG_MS; 0: acks never hold
+        self._clock = clock  # wall clock (lag is measured from webhook arrivals, in Unix ms)
         self._tag = secrets.token_hex(3)  # this process's prefix of connection ids
         self._ids = itertools.count(1)
         self._feeds: dict[str, Feed] = {}
@@ -179,7 +183,8 @@ class Hub:
         feed = self._feeds.get(account_id)
         if feed is None:
             feed = Feed(account_id, self._source, self.stats, max_changes=self._max_changes,
-                        digest_every=self._digest_every, conflate_lag_ms=self._conflate_lag_ms)
+                        digest_every=self._digest_every, conflate_lag_ms=self._conflate_lag_ms,
+                        clock=self._clock)
             feed.start()
             self._feeds[account_id] = feed
         if feed.ready is None or (feed.ready.done() and (feed.ready.cancelled() or feed.ready.exception())):
