@@ -216,13 +216,15 @@ class Feed:
             sub.outbox.release()
 
     def lag(self, sub: Subscriber) -> Lag | None:
-        """How far the client's acknowledged state is behind what it was sent; None if it never acked."""
+        """How far the client's acknowledged state is behind: in the account's changes since it
+        (0 when it has acknowledged all it was sent), and how long the oldest change it was sent
+        and has not acknowledged has been waiting since its webhook arrived. None: it never acked."""
         if sub.acked < 0:
             return None
         if sub.acked >= sub.offered:
             return Lag(0, 0)
         pending = sub.pending_ms
-        return Lag(sub.offered - sub.acked,
+        return Lag(sub.cursor - sub.acked,
                    None if pending is None else max(0, int(self._clock() * 1000) - pending))
 
     def _note_arrival(self, epoch: str, cursor: int, arrived_ms: int) -> None:
@@ -413,8 +415,9 @@ class Feed:
         return with_digest
 
     def _offer(self, sub: Subscriber, message: Message) -> None:
-        sub.offered = sub.cursor
         if sub.outbox.offer(message):
+            if sub.outbox.conflate_from is None:  # queued, not taken into a conflation
+                sub.offered = sub.cursor
             self._stats.messages_queued += 1
         else:
             self.subs.discard(sub)  # too slow or closing: it will resume from its own cursor

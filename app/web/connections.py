@@ -21,7 +21,7 @@ class ConnectionInfo(msgspec.Struct, rename="camel"):
     transport: str
     cursor: int  # where the server has it: every change up to here was sent or not for it
     acked: int | None  # the last cursor it acknowledged; None: it never sent `ack`
-    lag_cursors: int | None  # changes sent and not yet acknowledged
+    lag_cursors: int | None  # the account's changes since its acknowledged state (0: it acked all it was sent)
     lag_ms: int | None  # how long the oldest of them has been waiting, since its webhook arrived
     conflations: int  # times its queue conflated
 
