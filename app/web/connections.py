@@ -10,25 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.auth.tokens import USER, Forbidden, require_role
+from app.live.protocol import ConnectionInfo, ConnectionsReply
 from app.services import services
 from app.web.requests import bearer_token
-
-
-class ConnectionInfo(msgspec.Struct, rename="camel"):
-    connection_id: str
-    user_id: str
-    endpoint_id: str | None
-    transport: str
-    cursor: int  # where the server has it: every change up to here was sent or not for it
-    acked: int | None  # the last cursor it acknowledged; None: it never sent `ack`
-    lag_cursors: int | None  # the account's changes since its acknowledged state (0: it acked all it was sent)
-    lag_ms: int | None  # how long the oldest of them has been waiting, since its webhook arrived
-    conflations: int  # times its queue conflated
-
-
-class ConnectionsReply(msgspec.Struct, rename="camel"):
-    account_id: str
-    connections: list[ConnectionInfo]
 
 
 _json = msgspec.json.Encoder()
