@@ -113,7 +113,12 @@ class DigestBase:
 
 async def digest_base(source: ChangeSource, viewer: Viewer) -> DigestBase:
     """One view read, hashed and not sent: what a replay does not tell (docs/protocol.md)."""
-    view = await source.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account)
+    return base_of(await source.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account), viewer)
+
+
+def base_of(view: View, viewer: Viewer) -> DigestBase:
+    """The viewer's digest at a view's position. The view may be wider than the viewer's (the
+    whole account's, shared by many resumes): the rule picks the viewer's sessions from it."""
     return DigestBase(view.epoch, view.cursor, digest.of_blobs(visible_sessions(viewer, view.sessions)))
 
 
