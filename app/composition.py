@@ -37,7 +37,7 @@ from app.services import Services
 from app.sweep.calls_api import CallsApi
 from app.sweep.sweeper import Sweeper
 from app.web.snapshot_cache import SnapshotReads, Snapshots
-from app.web import console, errors, events, health, live, presence, sessions, sweep, twilio
+from app.web import connections, console, errors, events, health, live, presence, sessions, sweep, twilio
 from app.web.origins import ClientCors, OriginPolicy
 from app.web.twilio import TwilioWebhooks
 
@@ -123,8 +123,9 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
     allowed = svc.origins.allowed
     cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
     app = App(
-        routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *presence.routes(), *twilio.routes(),
-                *console.routes(), *apidocs.routes(), *metrics.routes(), *sweep.routes()],
+        routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *presence.routes(),
+                *connections.routes(), *twilio.routes(), *console.routes(), *apidocs.routes(), *metrics.routes(),
+                *sweep.routes()],
         middleware=[Middleware(AccessMiddleware), *cors],
         exception_handlers={
             **errors.HANDLERS,

@@ -94,6 +94,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # State digests (docs/protocol.md "State digest"): on every snapshot and ping, and on every
     # this-many-th patch to a connection; 0 turns them off (and the view read a resume makes for one).
     live_digest_every: int = 50
+    live_conflate_lag_ms: int = 2000  # an acknowledging client this far behind is conflated (0: never)
     # Operations (docs/operations.md).
     log_format: str = "text"  # or "json": one object per line
     log_level: str = "info"
@@ -136,6 +137,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 0 < 2 * self.presence_interval_seconds <= self.presence_lease_seconds:
             raise ConfigError("PRESENCE_INTERVAL_SECONDS must be > 0 and at most half of PRESENCE_LEASE_SECONDS "
                               "(a lease must outlive a missed renewal)")
+        if self.live_conflate_lag_ms < 0:
+            raise ConfigError(f"LIVE_CONFLATE_LAG_MS must be >= 0 (0: acks never conflate), not {self.live_conflate_lag_ms}")
         if self.live_digest_every < 0:
             raise ConfigError(f"LIVE_DIGEST_EVERY must be >= 0 (0: no digests), not {self.live_digest_every}")
         if self.uvicorn_ws not in UVICORN_WS_NAMES and ":" not in self.uvicorn_ws:

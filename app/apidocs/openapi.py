@@ -18,6 +18,7 @@ from app.apidocs.metadata import MetadataTypes
 from app.domain.dtos import ErrorResponse, GetActiveSessionsResponse
 from app.domain.ids import SCHEMA_PATTERN
 from app.domain.presence import PresenceReply
+from app.live.protocol import ConnectionsReply
 from app.sweep.counts import SweepCounts
 
 Json = dict[str, Any]
@@ -30,7 +31,7 @@ READ_MEDIA: Final = {"application/json": None, "application/xml": "xml", "text/j
 SCHEMA_TYPES: Final = (
     GetActiveSessionsResponse, ErrorResponse, shapes.EventBatch, shapes.EventsReply, shapes.ChangesReply,
     shapes.Health, shapes.ConsoleConfig, shapes.DevTokenRequest, shapes.DevToken, shapes.TwilioCallback,
-    MetadataTypes, PresenceReply, SweepCounts,
+    MetadataTypes, PresenceReply, SweepCounts, ConnectionsReply,
 )
 
 _ERRORS: Final = {
@@ -190,6 +191,12 @@ def _presence() -> Json:
                        "A leave shows within PRESENCE_LEASE_SECONDS + PRESENCE_INTERVAL_SECONDS of a connection's "
                        "end, its process killed included (docs/protocol.md, Presence).",
         "responses": _responses({200: _json(_ref("PresenceReply"), "The present endpoints")}, 400, 401, 403, 503),
+    }}, "/live/connections": {"get": {
+        "summary": "The caller's account's live connections on this process, with their acknowledged lag",
+        "operationId": "GetLiveConnections", "tags": ["live"], "security": _USER,
+        "description": "Managers and Admins only. `acked` and the lag are null for a connection that never sent "
+                       "`ack` (docs/protocol.md, Acknowledgements). Each process answers for its own connections.",
+        "responses": _responses({200: _json(_ref("ConnectionsReply"), "The connections")}, 401, 403),
     }}}
 
 

@@ -27,6 +27,9 @@ class ChangeEntry(msgspec.Struct, kw_only=True, frozen=True):
     # digest moves by a sum, never a rehash; None: no such side, or an entry logged before digests.
     hash_before: int | None = None
     hash_after: int | None = None
+    # When the webhook or event that made the change arrived (Unix ms), for lag measured at
+    # the client's ack; None: an entry logged before this field.
+    arrived_ms: int | None = None
 
 
 class Change(msgspec.Struct, kw_only=True, frozen=True):
@@ -47,7 +50,7 @@ def wire(session: SessionInfo | None) -> dict[str, Any]:
     return {} if session is None else _to_builtins(session)
 
 
-def make_entry(before: SessionInfo | None, after: SessionInfo, rev: int) -> ChangeEntry:
+def make_entry(before: SessionInfo | None, after: SessionInfo, rev: int, arrived_ms: int | None = None) -> ChangeEntry:
     old, new = wire(before), wire(after)
     ops: list[Op] = diff(old, new)
     sid = after.id or ""
@@ -60,4 +63,5 @@ def make_entry(before: SessionInfo | None, after: SessionInfo, rev: int) -> Chan
         session=new,
         hash_before=None if before is None else digest.session_hash(sid, before),
         hash_after=digest.session_hash(sid, after),
+        arrived_ms=arrived_ms,
     )

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from app.config import Settings
 from app.auth.tokens import USER, AuthError, Forbidden, Principal, TokenExpired, require_role
 from app.live import protocol
-from app.live.feed import STORE_ERRORS, Subscriber
+from app.live.feed import STORE_ERRORS, Subscriber, Who
 from app.live.hub import Draining, Hub
 from app.live.outbox import Outbox
 from app.live.protocol import (
@@ -41,6 +41,7 @@ from app.live.protocol import (
 )
 from app.live.pump import resume, start
 from app.live.session import (
+    Acknowledge,
     Authenticate,
     ConnectionState,
     Finish,
@@ -205,6 +206,9 @@ class Connection:
             return action.close
         if isinstance(action, SendPong):
             self.outbox.offer(protocol.pong())
+        elif isinstance(action, Acknowledge):
+            if self.sub is not None:
+                self._hub.acknowledged(self.sub, action.cursor, action.epoch)
         elif isinstance(action, Authenticate):
             return await self._authenticate(action)
         return None
@@ -359,7 +363,9 @@ class Connection:
         self.state.authenticated(principal.expires_at, self._clock())
         self._arm()
         try:
-            self.sub = await self._hub.open(Viewer.of(principal), self.outbox, since)
+            who = Who(self._hub.connection_id(), principal.user_id, principal.endpoint_id,
+                      "websocket" if self._limits.timing.pong_timeout is not None else "sse")
+            self.sub = await self._hub.open(Viewer.of(principal), self.outbox, since, who=who)
         except Draining:
             return Close.of(CloseCode.SHUTDOWN)
         except STORE_ERRORS as exc:

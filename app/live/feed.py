@@ -19,9 +19,12 @@ from the change log (`views.ops_for_range`), or a snapshot when that is smaller.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain import digest
@@ -33,11 +36,14 @@ from app.live.resume import ChangeSource, DigestBase
 from app.live.views import Seen, ops_for, ops_for_range, seen
 from app.redis_io import REDIS_DOWN
 from app.observability import hooks
+from app.observability.tally import TALLY
 from app.domain.positions import Position
 from app.storage.session_store import StoreUnavailable
 from app.domain.visibility import Viewer
 
 log = logging.getLogger("app.live.feed")
+_ARRIVALS_KEPT = 4096  # changes whose arrival time is kept for the ack's lag
+_HOLD_WITHOUT_ACK_SECONDS = 10.0  # a hold is released if no ack comes for this long
 STORE_ERRORS = (StoreUnavailable, *REDIS_DOWN, asyncio.TimeoutError)
 
 
@@ -52,6 +58,13 @@ class Subscriber:
     digest: int | None = None
     base: DigestBase | None = None
     unverified: int = 0  # patches sent since the last that carried the digest
+    who: Who | None = None  # for GET /live/connections (None: a long-poll request)
+    # Acknowledgements (docs/protocol.md "Acknowledgements"); -1: none yet.
+    offered: int = -1  # the cursor of the last patch or snapshot queued for it
+    acked: int = -1  # the last cursor it said it applied
+    pending_ms: int | None = None  # arrival (Unix ms) of the oldest change offered and not acked
+    acked_at: float = 0.0  # when (the feed's clock, s) its last ack came
+    release_at: int = -1  # held (ack-driven conflation) until it acks this cursor
 
     @property
     def position(self) -> Position:
@@ -70,6 +83,22 @@ class Subscriber:
             self.digest, self.base = base.digest, None
         else:
             self.base = base
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Whose connection a subscriber is, as GET /live/connections shows it."""
+
+    connection_id: str
+    user_id: str
+    endpoint_id: str | None
+    transport: str  # websocket | sse
+
+
+@dataclass(frozen=True, slots=True)
+class Lag:
+    cursors: int
+    ms: int | None  # None: the change's arrival is not known here
 
 
 @dataclass
@@ -109,7 +138,8 @@ _CHECK = _Check()
 
 class Feed:
     def __init__(self, account_id: str, source: ChangeSource, stats: Stats, *,
-                 max_changes: int, inbox_limit: int = 10_000, digest_every: int = 0) -> None:
+                 max_changes: int, inbox_limit: int = 10_000, digest_every: int = 0, conflate_lag_ms: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.account_id = account_id
         self.subs: set[Subscriber] = set()
         self.epoch: str | None = None  # as last seen on the channel or in the store
@@ -119,6 +149,12 @@ class Feed:
         self._max_changes = max_changes
         self._inbox_limit = inbox_limit
         self._digest_every = digest_every  # 0: no digests
+        self._conflate_lag_ms = conflate_lag_ms  # hold an acking client this far behind (0: never)
+        self._clock = clock
+        # When each recently relayed change arrived (Unix ms), by cursor: lag at the ack.
+        self._arrival_cursors: list[int] = []
+        self._arrival_ms: list[int] = []
+        self._arrival_epoch: str | None = None
         self._ops: deque[_Op] = deque()
         self._queued_changes = 0
         self._check_queued = False
@@ -163,6 +199,54 @@ class Feed:
 
     def leave(self, sub: Subscriber) -> None:
         self.subs.discard(sub)
+
+    def acknowledged(self, sub: Subscriber, cursor: int, epoch: str | None) -> None:
+        """The client says its state is applied up to `cursor`: its lag, the arrival-to-ack
+        histogram, and the end of a hold. Ignored for another epoch, an old or an unsent cursor."""
+        if (epoch is not None and epoch != sub.epoch) or cursor <= sub.acked or cursor > sub.cursor:
+            return
+        now = self._clock()
+        sub.acked, sub.acked_at = cursor, now
+        arrived = self._arrival_at(cursor)
+        if arrived is not None:
+            TALLY.arrival_to_ack_seconds.observe(max(0.0, now - arrived / 1000))
+        sub.pending_ms = None if cursor >= sub.offered else self._arrival_after(cursor)
+        if sub.release_at >= 0 and cursor >= sub.release_at:
+            sub.release_at = -1
+            sub.outbox.release()
+
+    def lag(self, sub: Subscriber) -> Lag | None:
+        """How far the client's acknowledged state is behind: in the account's changes since it
+        (0 when it has acknowledged all it was sent), and how long the oldest change it was sent
+        and has not acknowledged has been waiting since its webhook arrived. None: it never acked."""
+        if sub.acked < 0:
+            return None
+        if sub.acked >= sub.offered:
+            return Lag(0, 0)
+        pending = sub.pending_ms
+        return Lag(sub.cursor - sub.acked,
+                   None if pending is None else max(0, int(self._clock() * 1000) - pending))
+
+    def _note_arrival(self, epoch: str, cursor: int, arrived_ms: int) -> None:
+        cursors = self._arrival_cursors
+        if epoch != self._arrival_epoch:
+            self._arrival_epoch = epoch  # a new epoch's cursors start again
+            cursors.clear()
+            self._arrival_ms.clear()
+        elif cursors and cursor <= cursors[-1]:
+            return  # a catch-up relaying an older change again
+        if len(cursors) >= _ARRIVALS_KEPT:
+            del cursors[:_ARRIVALS_KEPT // 2], self._arrival_ms[:_ARRIVALS_KEPT // 2]
+        cursors.append(cursor)
+        self._arrival_ms.append(arrived_ms)
+
+    def _arrival_at(self, cursor: int) -> int | None:
+        i = bisect.bisect_left(self._arrival_cursors, cursor)
+        return self._arrival_ms[i] if i < len(self._arrival_cursors) and self._arrival_cursors[i] == cursor else None
+
+    def _arrival_after(self, cursor: int) -> int | None:
+        i = bisect.bisect_right(self._arrival_cursors, cursor)
+        return self._arrival_ms[i] if i < len(self._arrival_ms) else None
 
     def conflate(self, sub: Subscriber) -> None:
         """`sub`'s queue overflowed and began conflating: bring it up to date, in order."""
@@ -232,6 +316,11 @@ class Feed:
     async def _check(self) -> None:
         if not self.subs:
             return
+        now = self._clock()
+        for sub in self.subs:  # a held client that stopped acknowledging: back to the queue's own bound
+            if sub.release_at >= 0 and now - sub.acked_at > _HOLD_WITHOUT_ACK_SECONDS:
+                sub.release_at = -1
+                sub.outbox.release()
         try:
             epoch = await self._source.epoch(self.account_id)
             head = await self._source.cursor(self.account_id)
@@ -256,6 +345,11 @@ class Feed:
         """Queue `change` for every subscriber at `cursor - 1`: one encode per class."""
         if change.epoch == self.epoch:
             self.head = max(self.head, change.cursor)
+        arrived = change.entry.arrived_ms
+        if arrived is not None:
+            self._note_arrival(change.epoch, change.cursor, arrived)
+        hold_ms = self._conflate_lag_ms
+        now_ms = int(self._clock() * 1000) if hold_ms else 0
         classes: dict[Seen, tuple[Message | None, int | None]] = {}
         signed: dict[tuple[Seen, int], Message] = {}
         entry, every = change.entry, self._digest_every
@@ -283,6 +377,13 @@ class Feed:
                 else:
                     message = self._follow_digest(sub, pair, message, moved, signed)
             if message is not None:
+                if sub.acked >= 0:  # an acking client: its lag, and a hold when it is too far behind
+                    if sub.pending_ms is None:
+                        sub.pending_ms = arrived
+                    if (hold_ms and sub.release_at < 0 and sub.pending_ms is not None
+                            and now_ms - sub.pending_ms > hold_ms):
+                        sub.release_at = sub.offered
+                        sub.outbox.hold(Position(change.epoch, change.cursor - 1))
                 self._offer(sub, message)
         hooks.relayed(change)
 
@@ -315,6 +416,8 @@ class Feed:
 
     def _offer(self, sub: Subscriber, message: Message) -> None:
         if sub.outbox.offer(message):
+            if sub.outbox.conflate_from is None:  # queued, not taken into a conflation
+                sub.offered = sub.cursor
             self._stats.messages_queued += 1
         else:
             self.subs.discard(sub)  # too slow or closing: it will resume from its own cursor
@@ -372,6 +475,7 @@ class Feed:
                 self._snapshot_to(sub, fresh)
                 return
         self._stats.conflated += 1
+        sub.offered = sub.cursor
         sub.outbox.conflated(merged)
 
     async def _reset(self, subs: list[Subscriber]) -> None:

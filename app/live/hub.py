@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain.changes import Change
 from app.config import Settings
 from app.live import protocol, resume
 from app.live.broker import Broker
-from app.live.feed import Feed, Stats, Subscriber
+from app.live.feed import Feed, Lag, Stats, Subscriber, Who
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode
 from app.domain.positions import Position
@@ -43,13 +47,18 @@ class Teardowns:
 
 class Hub:
     def __init__(self, source: ChangeSource, broker: Broker, *, max_changes: int, replay_budget: int,
-                 check_interval: float, digest_every: int = 0) -> None:
+                 check_interval: float, digest_every: int = 0, conflate_lag_ms: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
         self._source = source
         self._broker = broker
         self._max_changes = max_changes
         self._replay_budget = replay_budget
         self._check_interval = check_interval
         self._digest_every = digest_every  # state digests (LIVE_DIGEST_EVERY); 0: none
+        self._conflate_lag_ms = conflate_lag_ms  # LIVE_CONFLATE_LAG_MS; 0: acks never hold
+        self._clock = clock  # wall clock (lag is measured from webhook arrivals, in Unix ms)
+        self._tag = secrets.token_hex(3)  # this process's prefix of connection ids
+        self._ids = itertools.count(1)
         self._feeds: dict[str, Feed] = {}
         self._refs: dict[str, int] = {}
         self._connections: set[Outbox] = set()
@@ -114,8 +123,11 @@ class Hub:
             await asyncio.wait_for(self._idle.wait(), timeout)
 
     # -- subscribers ----------------------------------------------------------------
+    def connection_id(self) -> str:
+        return f"{self._tag}.{next(self._ids)}"
+
     async def open(self, viewer: Viewer, outbox: Outbox, since: Position | None, *,
-                   digest: bool = True) -> Subscriber:
+                   digest: bool = True, who: Who | None = None) -> Subscriber:
         """Bring `outbox` to the viewer's current state (replay or snapshot) and
         keep it current. The channel is subscribed before the state is read, so
         nothing committed after that read can be missed. With digests on, a replay's
@@ -132,7 +144,8 @@ class Hub:
             TALLY.starts[start.outcome] += 1
             for message in start.messages:
                 outbox.offer(message)
-            sub = Subscriber(viewer, outbox, start.epoch, start.cursor, digest=start.digest)
+            sub = Subscriber(viewer, outbox, start.epoch, start.cursor, digest=start.digest, who=who,
+                             offered=start.cursor)
             if digests and digest and start.digest is None:
                 sub.learn(await resume.digest_base(self._source, viewer))
             await feed.join(sub)
@@ -147,6 +160,18 @@ class Hub:
             feed.leave(sub)
         await self._release(sub.viewer.account_id)
 
+    def acknowledged(self, sub: Subscriber, cursor: int, epoch: str | None) -> None:
+        feed = self._feeds.get(sub.viewer.account_id)
+        if feed is not None:
+            feed.acknowledged(sub, cursor, epoch)
+
+    def connections(self, account_id: str) -> list[tuple[Subscriber, Lag | None]]:
+        """This process's live connections of the account (not long-poll requests), with their lag."""
+        feed = self._feeds.get(account_id)
+        if feed is None:
+            return []
+        return [(sub, feed.lag(sub)) for sub in feed.subs if sub.who is not None]
+
     def rebind(self, sub: Subscriber, viewer: Viewer) -> None:
         """The user's token now says other things about what they see: a new
         snapshot for the new view, in order with the relay."""
@@ -158,7 +183,8 @@ class Hub:
         feed = self._feeds.get(account_id)
         if feed is None:
             feed = Feed(account_id, self._source, self.stats, max_changes=self._max_changes,
-                        digest_every=self._digest_every)
+                        digest_every=self._digest_every, conflate_lag_ms=self._conflate_lag_ms,
+                        clock=self._clock)
             feed.start()
             self._feeds[account_id] = feed
         if feed.ready is None or (feed.ready.done() and (feed.ready.cancelled() or feed.ready.exception())):
@@ -212,4 +238,5 @@ def build_hub(source: ChangeSource, broker: Broker, settings: Settings) -> Hub:
         replay_budget=settings.live_queue_max_bytes // 2,
         check_interval=settings.live_position_check_seconds,
         digest_every=settings.live_digest_every,
+        conflate_lag_ms=settings.live_conflate_lag_ms,
     )

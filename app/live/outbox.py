@@ -39,8 +39,8 @@ SNAPSHOT_NEEDED = Position("", -1)  # conflate_from when a dropped snapshot leav
 
 
 class Outbox:
-    __slots__ = ("_bytes", "_items", "_on_ready", "_requested", "_wake", "aborted", "closing", "conflate_from",
-                 "max_bytes", "on_overflow", "stalled")
+    __slots__ = ("_bytes", "_held", "_items", "_on_ready", "_requested", "_wake", "aborted", "closing",
+                 "conflate_from", "conflations", "max_bytes", "on_overflow", "stalled")
 
     def __init__(self, max_bytes: int, on_ready: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
@@ -60,6 +60,8 @@ class Outbox:
         self.conflate_from: Position | None = None
         self.on_overflow: Callable[[], None] | None = None  # the relay's: send the conflated message
         self._requested = False  # on_overflow called for this conflation
+        self._held = False  # conflating until release() (ack-driven; see hold)
+        self.conflations = 0
 
     def __len__(self) -> int:
         return len(self._items) if self._items is not None else 0
@@ -125,27 +127,52 @@ class Outbox:
         are none (or no owner to conflate for)."""
         if self.on_overflow is None or self._items is None:
             return False
-        start: Position | None = None
-        for message in self._items:
-            if message.kind == "snapshot":
-                start = SNAPSHOT_NEEDED
-                break
-            if message.kind == "patch" and start is None:
-                assert message.event_id is not None and message.base is not None
-                start = Position(Position.parse(message.event_id).epoch, message.base)
+        start = self._start()
         if start is None:
             return False
-        self._drop_positional()
-        self.conflate_from = start
-        TALLY.conflations += 1
+        self._begin(start)
         if not self._items and not self.stalled:
             self._request_conflation()  # the writer is idle: nothing will pop
         return True
 
+    def hold(self, at: Position) -> None:
+        """Conflate from now until `release` (the client acknowledged what it was sent): an
+        acknowledging client's lag, not this queue, says it is behind. `at`: the client's
+        position once it has applied what was offered, when nothing is queued."""
+        if self.closing is not None or self.on_overflow is None:
+            return
+        self._held = True
+        if self.conflate_from is None:
+            self._begin(self._start() or at)
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            if self.conflate_from is not None:
+                self._request_conflation()
+
+    def _start(self) -> Position | None:
+        """Where the client will be once it has what was written: the first queued patch's
+        base (SNAPSHOT_NEEDED past a queued snapshot); None if nothing positional is queued."""
+        start: Position | None = None
+        for message in self._items or ():
+            if message.kind == "snapshot":
+                return SNAPSHOT_NEEDED
+            if message.kind == "patch" and start is None:
+                assert message.event_id is not None and message.base is not None
+                start = Position(Position.parse(message.event_id).epoch, message.base)
+        return start
+
+    def _begin(self, start: Position) -> None:
+        self._drop_positional()
+        self.conflate_from = start
+        self.conflations += 1
+        TALLY.conflations += 1
+
     def _request_conflation(self) -> None:
         """Ask the owner for the conflated message, once per conflation, when the writer
         has taken everything else: so a burst of changes costs one merge, not one each."""
-        if not self._requested and self.on_overflow is not None:
+        if not self._requested and not self._held and self.on_overflow is not None:
             self._requested = True
             self.on_overflow()
 

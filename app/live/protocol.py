@@ -229,6 +229,29 @@ def presence_change(version: int, joined: bool, entry: bytes) -> Message:
     return _message("presence", _Presence(version, joined=raw) if joined else _Presence(version, left=raw))
 
 
+# -- GET /live/connections (app.web.connections) ------------------------------------
+
+
+class ConnectionInfo(msgspec.Struct, rename="camel"):
+    connection_id: str
+    user_id: str
+    endpoint_id: str | None
+    transport: str
+    cursor: int  # where the server has it: every change up to here was sent or not for it
+    acked: int | None  # the last cursor it acknowledged; None: it never sent `ack`
+    lag_cursors: int | None  # the account's changes since its acknowledged state (0: it acked all it was sent)
+    lag_ms: int | None  # how long the oldest of them has been waiting, since its webhook arrived
+    conflations: int  # times its queue conflated
+
+
+class ConnectionsReply(msgspec.Struct, rename="camel"):
+    """The caller's account's live connections on the process that answers."""
+
+    account_id: str
+    connections: list[ConnectionInfo]
+
+
+
 # -- client -> server ---------------------------------------------------------------
 
 

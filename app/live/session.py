@@ -14,7 +14,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from app.live.protocol import Auth, Close, CloseCode, Inbound, Ping, Pong
+from app.live.protocol import Ack, Auth, Close, CloseCode, Inbound, Ping, Pong
 
 
 class Phase(enum.Enum):
@@ -57,7 +57,15 @@ class Finish:
     close: Close
 
 
-Action = SendPing | SendPong | Authenticate | Finish | None
+@dataclass(frozen=True, slots=True)
+class Acknowledge:
+    """The client's state is applied up to `cursor` (of `epoch`, when it said)."""
+
+    cursor: int
+    epoch: str | None
+
+
+Action = SendPing | SendPong | Authenticate | Finish | Acknowledge | None
 
 
 class ConnectionState:
@@ -104,6 +112,8 @@ class ConnectionState:
             return Finish(Close.of(CloseCode.BAD_REQUEST, "authenticate first"))
         if isinstance(message, Ping):
             return SendPong()
+        if isinstance(message, Ack):
+            return Acknowledge(message.cursor, message.epoch)
         assert isinstance(message, Pong)
         self._pong_due = math.inf
         return None

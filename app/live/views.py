@@ -50,7 +50,7 @@ def ops_for_range(entries: list[ChangeEntry], viewer: Viewer) -> list[Op]:
     order) for `viewer`: conflation (docs/protocol.md "Conflation").
 
     Per session, in order of first change, the smaller of its own patches' ops in order
-    and a compact form: one `add` of its last form if it entered the view, one `remove`
+    (only the last of repeated `replace`s of one field) and a compact form: one `add` of its last form if it entered the view, one `remove`
     if it left it (after its final form as one `replace` if it ended while seen), one
     `replace` of the whole session if it stayed. Nothing for a session the viewer never
     saw. So the merged patch is never larger than the patches it replaces, and it shows
@@ -74,9 +74,25 @@ def ops_for_range(entries: list[ChangeEntry], viewer: Viewer) -> list[Op]:
             compact.append({"op": "remove", "path": root})
         else:
             compact = [{"op": "replace", "path": root, "value": last.session}]
-        stepwise = [op for step in steps for op in ops_for(step, seen(step, viewer))]
+        stepwise = _last_replace_wins([op for step in steps for op in ops_for(step, seen(step, viewer))])
         merged.extend(compact if len(_encode(compact)) <= len(_encode(stepwise)) else stepwise)
     return merged
+
+
+def _last_replace_wins(ops: list[Op]) -> list[Op]:
+    """Ops that are all `replace`s of paths none of which contains another: the last per path
+    (they commute, and a later one overrides)."""
+    if len(ops) < 2 or any(op["op"] != "replace" for op in ops):
+        return ops
+    last: dict[str, Op] = {}
+    for op in ops:
+        last.pop(op["path"], None)
+        last[op["path"]] = op
+    for path in last:
+        parts = path.split("/")
+        if any("/".join(parts[:n]) in last for n in range(2, len(parts))):
+            return ops
+    return list(last.values())
 
 
 _encode = msgspec.json.Encoder().encode

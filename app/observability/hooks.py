@@ -81,6 +81,8 @@ class MeasuredStore(SessionStore):
         ctx = current()
         if ctx is not None:
             DELIVERIES.committing(account_id, session_id, ctx.arrived, ctx.route)
+            # The request's arrival, on the wall clock, travels in the change entry (lag at the ack).
+            kwargs.setdefault("arrived_ms", int((time.time() - (time.monotonic() - ctx.arrived)) * 1000))
         started = time.perf_counter()
         try:
             result = await super().commit(account_id, session_id, *args, **kwargs)

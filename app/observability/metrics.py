@@ -68,6 +68,10 @@ class ServiceCollector(Collector):
         yield _histogram(f"{PREFIX}_arrival_to_write_seconds", "From a webhook or event batch arriving at "
                          "this process to its patch being written to this process's sockets",
                          t.arrival_to_write_seconds)
+        yield _histogram(f"{PREFIX}_live_arrival_to_ack_seconds", "From a webhook or event arriving (at any "
+                         "process) to a client of this process acknowledging the state that includes it "
+                         "(clients that send `ack`; one sample per ack, for the change it names)",
+                         t.arrival_to_ack_seconds)
         ages = HistogramMetricFamily(f"{PREFIX}_event_time_to_write_seconds", "From a change's own time "
                                      "(Twilio callback Timestamp, event occurredAt) to its patch being written "
                                      "to sockets, by where it arrived", labels=["source"])

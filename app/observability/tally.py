@@ -48,6 +48,7 @@ class Tally:
     streaming: Counter[str] = field(default_factory=Counter)  # open SSE / long-poll requests
     commit_seconds: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
     arrival_to_write_seconds: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
+    arrival_to_ack_seconds: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
     event_time_to_write_seconds: dict[str, Histogram] = field(default_factory=dict)  # by source
     # The sweep (app/sweep/): passes, fetches, asked, confirmed, resolved:<status>, lost, stale, errors.
     sweep: Counter[str] = field(default_factory=Counter)

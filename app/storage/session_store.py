@@ -8,6 +8,7 @@ cursor it is current at."""
 from __future__ import annotations
 
 import asyncio
+import time
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -203,6 +204,7 @@ class SessionStore:
         claim: bool = False,
         links: Sequence[Link] = (),
         link_ttl: int | None = None,
+        arrived_ms: int | None = None,
     ) -> CommitResult:
         """Apply `transition` to the session atomically, exactly once per key.
 
@@ -218,15 +220,19 @@ class SessionStore:
         replicas have the write (`WAIT` in the commit's batch; for a duplicate
         or unchanged input, after a probe write, so that it covers the first
         delivery's write too), else StoreUnavailable: the caller answers 503
-        and the sender's retry is answered as a duplicate once confirmed."""
-        result = await self._commit(account_id, session_id, transition, idempotency_key, claim, links, link_ttl)
+        and the sender's retry is answered as a duplicate once confirmed.
+
+        `arrived_ms` (Unix ms, default now): when the input arrived, kept in the change entry."""
+        arrived = int(time.time() * 1000) if arrived_ms is None else arrived_ms
+        result = await self._commit(account_id, session_id, transition, idempotency_key, claim, links, link_ttl,
+                                    arrived)
         if self._settings.redis_wait_replicas and result.status != "applied":
             await self._confirm(account_id, [("SET", keys.wait_probe(account_id), "1", "EX", 60)])
         return result
 
     async def _commit(
         self, account_id: str, session_id: str, transition: Transition, idempotency_key: str | None,
-        claim: bool, links: Sequence[Link], link_ttl: int | None,
+        claim: bool, links: Sequence[Link], link_ttl: int | None, arrived_ms: int,
     ) -> CommitResult:
         marker = keys.dedupe(account_id, idempotency_key) if idempotency_key else None
         ttl = link_ttl or max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
@@ -250,7 +256,7 @@ class SessionStore:
                 woken |= _woken(replies, read.missing)
                 return CommitResult("unchanged", record=current, woken=tuple(sorted(woken)))
             result, made = await self._try_commit(account_id, session_id, current, proposed, marker,
-                                                  missing, read.missing, ttl)
+                                                  missing, read.missing, ttl, arrived_ms)
             woken |= made
             if result is not None:
                 return dataclasses.replace(result, woken=tuple(sorted(woken)))
@@ -259,7 +265,7 @@ class SessionStore:
 
     async def _try_commit(
         self, account_id: str, session_id: str, current: SessionRecord | None, proposed: SessionRecord,
-        marker: str | None, links: list[Link], indices: tuple[int, ...], link_ttl: int,
+        marker: str | None, links: list[Link], indices: tuple[int, ...], link_ttl: int, arrived_ms: int,
     ) -> tuple[CommitResult | None, set[int]]:
         """One run of commit.lua, with the missing links in the same batch:
         (the result, or None on a revision conflict; which links woke dead letters)."""
@@ -267,7 +273,7 @@ class SessionStore:
         session = keys.session(account_id, session_id)
         rev = (current.rev if current else 0) + 1
         info = proposed.info
-        entry = make_entry(current.info if current else None, info, rev)
+        entry = make_entry(current.info if current else None, info, rev, arrived_ms)
         before = _endpoints(current.info) if current else frozenset()
         after = _endpoints(info)
         adds = sorted(after - before)  # the indexes already hold the rest (see commit.lua)

@@ -4,6 +4,7 @@ published, is never disconnected, and the server's send queue stays bounded."""
 
 import asyncio
 import copy
+import json
 import re
 import socket
 from typing import Any
@@ -99,6 +100,57 @@ async def test_a_slow_reader_is_conflated_and_stays_exact(clean_redis: str, sett
         # Bounded: the queue's bound, plus at most one conflated message (smaller than a snapshot:
         # 20 sessions of ~3 KB).
         assert largest_queue <= QUEUE + 20 * 3500, largest_queue
+        await client.close()
+    finally:
+        proc.stop()
+
+
+async def test_acks_show_lag_and_a_client_that_applies_too_slowly_is_conflated(
+        clean_redis: str, settings: Settings) -> None:
+    proc = ServiceProcess(clean_redis, env={"LIVE_CONFLATE_LAG_MS": "300", "METRICS_TOKEN": "m"})
+    try:
+        tok = token(settings, sub="mgr", roles=("User", "Manager"))
+        client = await LiveClient.connect(proc.url, tok, header=True)
+        await client.next("snapshot")
+        async with httpx.AsyncClient(base_url=proc.url, timeout=10) as http:
+            async def connections(bearer: str = tok) -> httpx.Response:
+                return await http.get("/live/connections", headers={"Authorization": f"Bearer {bearer}"})
+
+            [row] = (await connections()).json()["connections"]
+            assert row["userId"] == "mgr" and row["transport"] == "websocket" and row["acked"] is None
+            assert (await connections(token(settings))).status_code == 403  # a plain User
+            assert (await http.get("/live/connections")).status_code == 401
+
+            cursor = (await post_events(proc.url, event("session.upsert", "A1", "S0", session={"endpointId": "E1"})))[0]
+            await client.until(cursor)
+            await client.ws.send(json.dumps({"type": "ack", "cursor": cursor, "epoch": client.state.epoch}))
+            for _ in range(100):  # until the server has taken the ack
+                [row] = (await connections()).json()["connections"]
+                if row["acked"] == cursor:
+                    break
+                await asyncio.sleep(0.05)
+            assert row["acked"] == cursor and row["lagCursors"] == 0 and row["lagMs"] == 0
+            scrape = (await http.get("/metrics", headers={"Authorization": "Bearer m"})).text
+            assert metric(scrape, "callstate_live_arrival_to_ack_seconds_count") == 1
+
+            # Now it reads but does not acknowledge: 300 ms after the first unacknowledged change
+            # arrived, the server holds its patches; they come as one once it acknowledges.
+            first = (await post_events(proc.url, event("session.upsert", "A1", "S0", session={"callState": "Connected"})))[0]
+            await client.until(first)
+            await asyncio.sleep(0.5)
+            later = [(await post_events(proc.url, event("session.upsert", "A1", f"S{n}", session={
+                "endpointId": "E1", "callState": "Ringing"})))[0] for n in range(1, 11)]
+            for _ in range(100):
+                [row] = (await connections()).json()["connections"]
+                if row["conflations"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert row["conflations"] == 1 and row["lagCursors"] == later[-1] - cursor and row["lagMs"] >= 300
+            assert client.state.cursor == first  # nothing after the hold began was sent
+            await client.ws.send(json.dumps({"type": "ack", "cursor": first, "epoch": client.state.epoch}))
+            merged = await client.next("patch")
+            assert merged["cursor"] == later[-1] and len(merged["ops"]) == 10  # ten adds, one message
+            assert client.state.sessions == (await rest_state(proc.url, tok))[1]
         await client.close()
     finally:
         proc.stop()

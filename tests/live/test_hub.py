@@ -250,3 +250,53 @@ def test_publications_parse_the_commit_script_format() -> None:
     data = b'e1\n7\n{"session_id":"S1","rev":1,"before":[false,[]],"after":[true,["E1"]],"ops":[],"session":{}}'
     change = parse_publication("A", data)
     assert (change.account_id, change.epoch, change.cursor, change.entry.session_id) == ("A", "e1", 7, "S1")
+
+
+async def test_acks_measure_lag_and_an_acker_too_far_behind_is_held_then_conflated(store: SessionStore) -> None:
+    from app.live.feed import Lag, Who
+    from app.observability.tally import TALLY
+
+    now = [1_000.0]  # the hub's wall clock, seconds
+    h = Hub(store, Broker(store.redis), max_changes=1000, replay_budget=100_000, check_interval=60,
+            conflate_lag_ms=500, clock=lambda: now[0])
+    await h.start()
+    try:
+        box = Outbox(100_000)
+        sub = await h.open(MANAGER, box, None, who=Who("c1", "u1", "E1", "websocket"))
+        state = json.loads((await take_raw(box)).text)["sessions"]
+        feed = h._feeds["A"]
+        assert feed.lag(sub) is None  # never acked
+
+        async def commit(name: str) -> dict[str, Any]:
+            await store.commit("A", "S1", setting(endpoint_id="E1", display_name=name), arrived_ms=int(now[0] * 1000))
+            return await take(box)
+
+        first = await commit("one")
+        state = jsonpatch.apply_patch(state, first["ops"])
+        hist = TALLY.arrival_to_ack_seconds
+        samples, total = sum(hist.counts), hist.total
+        now[0] += 0.25
+        h.acknowledged(sub, 1, sub.epoch)
+        assert feed.lag(sub) == Lag(0, 0)
+        assert sum(hist.counts) == samples + 1 and hist.total - total == pytest.approx(0.25, abs=0.002)
+        h.acknowledged(sub, 7, sub.epoch)  # never sent: ignored
+        h.acknowledged(sub, 1, "another-epoch")
+        assert sub.acked == 1
+
+        second = await commit("two")  # sent, not yet acknowledged
+        state = jsonpatch.apply_patch(state, second["ops"])
+        now[0] += 0.1
+        assert feed.lag(sub) == Lag(1, 100)
+
+        now[0] += 1.0  # the oldest unacknowledged change is now 1.1 s old: past the 500 ms bound
+        await store.commit("A", "S1", setting(display_name="three"), arrived_ms=int(now[0] * 1000))
+        await store.commit("A", "S1", setting(display_name="four"), arrived_ms=int(now[0] * 1000))
+        await asyncio.sleep(0.3)
+        assert len(box) == 0 and box.conflate_from is not None  # held: nothing more sent
+        h.acknowledged(sub, 2, sub.epoch)  # it caught up with what it was sent: one conflated patch
+        merged = await take(box)
+        assert merged["cursor"] == 4 and len(merged["ops"]) == 1
+        assert jsonpatch.apply_patch(state, merged["ops"]) == await view_of(store, MANAGER)
+        assert box.conflations == 1 and [s.who for s, _ in h.connections("A")] == [sub.who]
+    finally:
+        await h.stop()

@@ -6,6 +6,7 @@ import pytest
 
 from app.live import protocol
 from app.live.protocol import (
+    Ack,
     Auth,
     Close,
     CloseCode,
@@ -88,10 +89,14 @@ def test_inbound_messages_decode_to_types() -> None:
     assert parse_inbound('{"type":"auth","token":"t","since":"e:3"}', 1000) == Auth("t", "e:3")
     assert isinstance(parse_inbound('{"type":"ping"}', 1000), Ping)
     assert isinstance(parse_inbound('{"type":"pong"}', 1000), Pong)
+    assert parse_inbound('{"type":"ack","cursor":7,"epoch":"e"}', 1000) == Ack(7, "e")
+    assert parse_inbound('{"type":"ack","cursor":0}', 1000) == Ack(0)
 
 
 @pytest.mark.parametrize("text", ["nope", "{}", '{"type":"subscribe"}', '{"type":"auth"}',
-                                  '{"type":"ping","extra":1}', '{"type":"auth","token":5}'])
+                                  '{"type":"ping","extra":1}', '{"type":"auth","token":5}',
+                                  '{"type":"ack"}', '{"type":"ack","cursor":-1}', '{"type":"ack","cursor":"3"}',
+                                  '{"type":"ack","cursor":3,"at":1}'])
 def test_malformed_inbound_is_a_bad_request(text: str) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_inbound(text, 1000)

@@ -7,8 +7,11 @@ import pytest
 
 from app.live import protocol
 from app.live.outbox import Outbox
-from app.live.protocol import Auth, Close, CloseCode, Ping, Pong
+from app.domain.positions import Position
+from app.live.outbox import SNAPSHOT_NEEDED
+from app.live.protocol import Ack, Auth, Close, CloseCode, Ping, Pong
 from app.live.session import (
+    Acknowledge,
     Authenticate,
     ConnectionState,
     Finish,
@@ -83,6 +86,63 @@ def test_closed_is_final() -> None:
         state.on_message(Ping())
     with pytest.raises(IllegalTransition):
         state.authenticated(1, 1)
+
+
+def test_an_ack_is_taken_only_once_live() -> None:
+    state = ConnectionState(TIMING, now=0)
+    assert state.on_message(Ack(3)) == Finish(Close.of(CloseCode.BAD_REQUEST, "authenticate first"))
+    assert live().on_message(Ack(3, "e")) == Acknowledge(3, "e")
+
+
+def patch(cursor: int, size: int = 40) -> protocol.Message:
+    return protocol.patch("e", cursor, [{"op": "add", "path": f"/S{cursor}", "value": "v" * size}])
+
+
+async def test_an_overflowing_outbox_conflates_from_its_first_queued_patch() -> None:
+    asked: list[Position | None] = []
+    outbox = Outbox(max_bytes=200)
+    outbox.on_overflow = lambda: asked.append(outbox.conflate_from)
+    first = patch(1)
+    outbox.offer(first)
+    assert outbox.pop() is first  # written: the client will have cursor 1
+    outbox.stalled = True  # ... and that write is blocked
+    for cursor in range(2, 8):
+        assert outbox.offer(patch(cursor))
+    outbox.offer(protocol.pong())
+    assert outbox.conflate_from == Position("e", 1) and outbox.closing is None
+    assert len(outbox) == 1  # the patches dropped, the control message kept
+    assert outbox.offer(patch(9)) and len(outbox) == 1  # covered by the conflated patch to come
+    outbox.offer(protocol.ping(Position("e", 9), "0" * 16))
+    assert asked == []  # the socket is blocked: the merge waits until it takes data
+    outbox.unstalled()
+    assert asked == [Position("e", 1)]
+    assert [m.text for m in outbox.drain()] == ['{"type":"pong"}', '{"type":"ping"}']  # the ping claims no position
+    merged = protocol.patch("e", 9, [], base=1)
+    outbox.conflated(merged)
+    assert outbox.conflate_from is None and outbox.pop() is merged and outbox.conflations == 1
+
+
+async def test_a_queued_snapshot_makes_the_conflation_a_snapshot_and_a_snapshot_ends_it() -> None:
+    outbox = Outbox(max_bytes=200)
+    outbox.on_overflow = lambda: None
+    outbox.offer(protocol.snapshot("e", 3, {"S1": b'{"id":"S1"}'}))
+    for cursor in range(4, 10):
+        outbox.offer(patch(cursor))
+    assert outbox.conflate_from is SNAPSHOT_NEEDED and len(outbox) == 0
+    fresh = protocol.snapshot("e", 12, {}, reset=True)
+    assert outbox.offer(fresh) and outbox.conflate_from is None and outbox.pop() is fresh
+
+
+async def test_a_hold_conflates_until_released() -> None:
+    asked: list[Position | None] = []
+    outbox = Outbox(max_bytes=100_000)
+    outbox.on_overflow = lambda: asked.append(outbox.conflate_from)
+    outbox.hold(Position("e", 4))
+    assert outbox.offer(patch(5)) and len(outbox) == 0 and outbox.conflate_from == Position("e", 4)
+    outbox.unstalled()
+    assert asked == []  # held: a writable socket does not end it, the client's ack does
+    outbox.release()
+    assert asked == [Position("e", 4)]
 
 
 async def test_outbox_is_bounded_and_closes_slow_consumers_unflushed() -> None:
