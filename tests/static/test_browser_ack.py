@@ -332,6 +332,8 @@ def sign_in(page: Page, base: str, tok: str) -> None:
 def test_the_console_shows_each_connections_lag_to_a_manager_only(page: Page, server: ServiceProcess,
                                                                   settings: Settings) -> None:
     agent = page.context.new_page()
+    asked: list[str] = []
+    agent.on("request", lambda request: asked.append(request.url))
     try:
         sign_in(agent, server.url, token(settings, sub="alice", account="A1", endpoint="E1", name="Alice"))
         sign_in(page, server.url, manager(settings))
@@ -352,6 +354,7 @@ def test_the_console_shows_each_connections_lag_to_a_manager_only(page: Page, se
 
         expect(agent.locator("#connections")).to_be_hidden()  # a plain User has no such panel
         expect(agent.locator("tr.connection")).to_have_count(0)
+        assert asked and not [url for url in asked if "/live/connections" in url]  # nor does it ask
     finally:
         agent.close()
 
