@@ -51,7 +51,7 @@ class Peer:
         self.frames: Frames = []
         self.sockets: list[ServerConnection] = []
         async def listen() -> Server:
-            return await serve(self._handler, "127.0.0.1", 0, process_request=self._http)
+            return await serve(self._handler, "127.0.0.1", 0, process_request=self._http, close_timeout=1)
         self.server: Server = self._run(listen())
         self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
 
@@ -61,7 +61,8 @@ class Peer:
     @staticmethod
     def _http(ws: ServerConnection, request: Request) -> Response | None:
         """A plain GET (not a WebSocket upgrade) is the page or a module of app/static, so the
-        page's origin is the peer's own (Chromium refuses a public page's sockets to 127.0.0.1)."""
+        page's origin is the peer's own (Chromium refuses a public page's sockets to 127.0.0.1).
+        `Connection: close`: a kept-alive connection would hold the peer's shutdown up."""
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
         path = request.path.split("?", 1)[0]
@@ -69,7 +70,8 @@ class Peer:
             body, kind = (STATIC / path.removeprefix("/static/")).read_bytes(), "text/javascript"
         else:
             body, kind = b"<!doctype html><title>ack tests</title>", "text/html"
-        return Response(200, "OK", Headers([("Content-Type", kind), ("Content-Length", str(len(body)))]), body)
+        return Response(200, "OK", Headers([("Content-Type", kind), ("Content-Length", str(len(body))),
+                                                   ("Connection", "close")]), body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         frames: list[dict[str, Any]] = []
