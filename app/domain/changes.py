@@ -41,6 +41,14 @@ class Change(msgspec.Struct, kw_only=True, frozen=True):
     entry: ChangeEntry
 
 
+class LogRead(msgspec.Struct, frozen=True):
+    """An account's position and its change log after some cursor (None: trimmed past it)."""
+
+    epoch: str
+    head: int
+    changes: list[Change] | None
+
+
 _to_builtins = msgspec.to_builtins
 entry_encoder = msgspec.json.Encoder()
 entry_decoder = msgspec.json.Decoder(ChangeEntry)

@@ -60,6 +60,8 @@ class Hub:
         self._tag = secrets.token_hex(3)  # this process's prefix of connection ids
         self._ids = itertools.count(1)
         self._feeds: dict[str, Feed] = {}
+        self._opening: dict[str, int] = {}  # opens in progress, by account
+        self._bases: dict[str, asyncio.Future[resume.View]] = {}  # a whole-account view read, shared
         self._refs: dict[str, int] = {}
         self._connections: set[Outbox] = set()
         self._idle = asyncio.Event()
@@ -135,6 +137,8 @@ class Hub:
         if self.draining or not self.running:
             raise Draining()
         feed = self._retain(viewer.account_id)
+        account = viewer.account_id
+        self._opening[account] = self._opening.get(account, 0) + 1
         try:
             assert feed.ready is not None
             await asyncio.shield(feed.ready)
@@ -147,12 +151,32 @@ class Hub:
             sub = Subscriber(viewer, outbox, start.epoch, start.cursor, digest=start.digest, who=who,
                              offered=start.cursor)
             if digests and digest and start.digest is None:
-                sub.learn(await resume.digest_base(self._source, viewer))
+                sub.learn(await self._digest_base(viewer))
             await feed.join(sub)
             return sub
         except BaseException:
             await self._release(viewer.account_id)
             raise
+        finally:
+            left = self._opening[account] - 1
+            if left:
+                self._opening[account] = left
+            else:
+                del self._opening[account]
+
+    async def _digest_base(self, viewer: Viewer) -> resume.DigestBase:
+        """A resumed client's digest base. While other opens of its account are under way (a
+        resume storm) they share one read of the whole account's view, each taking its own
+        sessions from it by the rule: one read per account, not one per socket."""
+        account = viewer.account_id
+        shared = self._bases.get(account)
+        if shared is None and (viewer.whole_account or self._opening.get(account, 0) > 1):
+            shared = self._bases[account] = asyncio.ensure_future(self._source.view(account, None, True))
+            shared.add_done_callback(lambda done: self._bases.pop(account, None) if self._bases.get(account) is done
+                                     else None)
+        if shared is None:
+            return await resume.digest_base(self._source, viewer)
+        return resume.base_of(await asyncio.shield(shared), viewer)
 
     async def close(self, sub: Subscriber) -> None:
         feed = self._feeds.get(sub.viewer.account_id)

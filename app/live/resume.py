@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from app.domain import digest
-from app.domain.changes import Change
+from app.domain.changes import Change, LogRead
 from app.live import protocol
 from app.live.protocol import Message
 from app.domain.positions import Position
@@ -40,6 +40,8 @@ class ChangeSource(Protocol):
     async def cursor(self, account_id: str) -> int: ...
 
     async def changes_since(self, account_id: str, cursor: int, limit: int = ...) -> list[Change] | None: ...
+
+    async def log_since(self, account_id: str, cursor: int, limit: int = ...) -> LogRead: ...
 
     async def view(self, account_id: str, endpoint_id: str | None, whole_account: bool) -> View: ...
 
@@ -111,7 +113,12 @@ class DigestBase:
 
 async def digest_base(source: ChangeSource, viewer: Viewer) -> DigestBase:
     """One view read, hashed and not sent: what a replay does not tell (docs/protocol.md)."""
-    view = await source.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account)
+    return base_of(await source.view(viewer.account_id, viewer.endpoint_id, viewer.whole_account), viewer)
+
+
+def base_of(view: View, viewer: Viewer) -> DigestBase:
+    """The viewer's digest at a view's position. The view may be wider than the viewer's (the
+    whole account's, shared by many resumes): the rule picks the viewer's sessions from it."""
     return DigestBase(view.epoch, view.cursor, digest.of_blobs(visible_sessions(viewer, view.sessions)))
 
 
@@ -121,13 +128,8 @@ async def start(
 ) -> Start:
     if since is None:
         return await snapshot(source, viewer, reset=False, digests=digests)
-    account = viewer.account_id
-    epoch = await source.epoch(account)
-    head = await source.cursor(account)
-    changes = None
-    if since.epoch == epoch and since.cursor <= head:
-        changes = await source.changes_since(account, since.cursor, limit=max_changes)
-    result = decide(since, epoch, head, changes, viewer, budget)
+    log = await source.log_since(viewer.account_id, since.cursor, limit=max_changes)  # one round trip
+    result = decide(since, log.epoch, log.head, log.changes, viewer, budget)
     if isinstance(result, Reset):
         return await snapshot(source, viewer, reset=True, digests=digests)
     return result

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from app.storage import keys, scripts
 from app.storage.scripts import Script
-from app.domain.changes import Change, ChangeEntry, entry_decoder, entry_encoder, make_entry
+from app.domain.changes import Change, ChangeEntry, LogRead, entry_decoder, entry_encoder, make_entry
 from app.config import Settings
 from app.domain.dtos import SessionInfo
 from app.domain.records import SessionRecord
@@ -168,6 +168,11 @@ class SessionStore:
     async def changes_since(self, account_id: str, cursor: int, limit: int = 10_000) -> list[Change] | None:
         """Every change after `cursor`, in order; None when the log no longer
         reaches back that far (the caller must send a fresh snapshot)."""
+        return (await self.log_since(account_id, cursor, limit)).changes
+
+    async def log_since(self, account_id: str, cursor: int, limit: int = 10_000) -> LogRead:
+        """The account's position and every change after `cursor` (None: the log no longer
+        reaches back that far), in one round trip: what a resume needs."""
         # One batch, in this order on the account's node: the head first (every
         # change up to it is already in the log: INCR and XADD are one script);
         # read after the log, a commit in between would look like a trim.
@@ -177,12 +182,12 @@ class SessionStore:
         ]))
         epoch, head = text(position[0]), int(position[1])
         if len(rows) > limit:
-            return None
+            return LogRead(epoch, head, None)
         changes = [_change(account_id, epoch, eid, fields) for eid, fields in rows]
         first_expected = cursor + 1
         if head > cursor and (not changes or changes[0].cursor != first_expected):
-            return None
-        return changes
+            return LogRead(epoch, head, None)
+        return LogRead(epoch, head, changes)
 
     async def owners(self, session_ids: list[str]) -> dict[str, str | None]:
         """Each session's account (one GET each: owner keys are in different slots)."""

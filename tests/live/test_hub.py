@@ -300,3 +300,35 @@ async def test_acks_measure_lag_and_an_acker_too_far_behind_is_held_then_conflat
         assert box.conflations == 1 and [s.who for s, _ in h.connections("A")] == [sub.who]
     finally:
         await h.stop()
+
+
+async def test_resumes_of_one_account_share_one_view_read_for_their_digests(store: SessionStore,
+                                                                             any_redis: aioredis.Redis) -> None:
+    """Overlapping resumes take their digest bases from one whole-account read, each by the
+    rule: every base equals the digest of that viewer's own view."""
+    from app.domain import digest
+
+    h = Hub(store, Broker(store.redis), max_changes=1000, replay_budget=100_000, check_interval=60, digest_every=5)
+    await h.start()
+    try:
+        for n in range(6):
+            await store.commit("A", f"S{n}", setting(endpoint_id=f"E{n % 3}", display_name=str(n)))
+        since = Position((await store.position("A"))[0], 2)
+        viewers = [MANAGER, *(Viewer("A", f"E{n}", False) for n in range(3)), Viewer("A", "E9", False)]
+        smembers = await _calls(any_redis, "smembers")
+        subs = await asyncio.gather(*(h.open(v, Outbox(100_000), since) for v in viewers))
+        if smembers is not None:  # real Redis counts: one view read for all five
+            assert await _calls(any_redis, "smembers") - smembers == 1
+        for sub, viewer in zip(subs, viewers):
+            assert sub.digest == digest.of_blobs(
+                visible_sessions(viewer, (await store.view("A", viewer.endpoint_id, viewer.whole_account)).sessions))
+    finally:
+        await h.stop()
+
+
+async def _calls(r: aioredis.Redis, command: str) -> int | None:
+    try:
+        stats = await r.info("commandstats")
+    except Exception:  # noqa: BLE001 - fakeredis has no commandstats
+        return None
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
