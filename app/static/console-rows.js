@@ -212,3 +212,35 @@ export function renderDetails(tr, id, session, open) {
     log.length ? h('ol', { class: 'full-log', 'aria-label': 'Call log' },
       log.map((line) => h('li', {}, h('time', { datetime: line.date }, clock(line.date)), ' ', line.message ?? ''))) : null));
 }
+
+// -- connections and their lag (GET /live/connections; docs/protocol.md, `ack`) ---------------
+
+const TRANSPORT_LABELS = { websocket: 'WebSocket', sse: 'SSE', poll: 'long-poll' };
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** A connection's lag as text: "2 cursors · 130 ms", or "—" if it never acknowledged. */
+export function lagText(connection) {
+  const { lagCursors, lagMs } = connection;
+  if (lagCursors === null || lagCursors === undefined) return '—';
+  return `${plural(lagCursors, 'cursor')}${lagMs === null || lagMs === undefined ? '' : ` · ${lagMs} ms`}`;
+}
+
+const LAG_WARN_MS = 1000;
+
+/** Fill `tbody` with one row per connection (GET /live/connections), by user then connection. */
+export function renderConnections(tbody, connections) {
+  const sorted = [...connections].sort((a, b) => String(a.userId).localeCompare(String(b.userId))
+    || String(a.connectionId).localeCompare(String(b.connectionId)));
+  tbody.replaceChildren(...sorted.map((c) => {
+    const never = c.acked === null || c.acked === undefined;
+    const behind = !never && (c.lagCursors > 0 || c.lagMs >= LAG_WARN_MS);
+    const cells = [
+      ['user', c.userId ?? '—'], ['endpoint', c.endpointId ?? '—'],
+      ['transport', TRANSPORT_LABELS[c.transport] ?? c.transport ?? '—'], ['cursor', c.cursor ?? '—'],
+      ['acked', never ? '—' : c.acked], ['lag', lagText(c)], ['conflations', c.conflations ?? 0],
+    ];
+    return h('tr', { class: `connection${never ? ' never-acked' : ''}${behind ? ' behind' : ''}`,
+      'data-connection': c.connectionId, 'data-user': c.userId, title: `connection ${c.connectionId}` },
+    cells.map(([name, value]) => h('td', { class: `c-${name}` }, String(value))));
+  }));
+}

@@ -2,7 +2,9 @@
 // kept current by sessions-client.js. No framework, no external assets.
 
 import { SessionsClient, tokenExpiry } from './sessions-client.js';
-import { isMine, renderDetails, renderRow, sessionKey, summary, sweepSummary, tickTimers } from './console-rows.js';
+import {
+  isMine, renderConnections, renderDetails, renderRow, sessionKey, summary, sweepSummary, tickTimers,
+} from './console-rows.js';
 
 const STORE_KEY = 'callstate.console.token';
 const LEAVE_MS = 4000; // an ended call stays this long, showing how it ended
@@ -15,6 +17,8 @@ const ui = {
   body: document.querySelector('#sessions tbody'), conn: $('connection'), connText: $('connection-text'),
   who: $('who'), signOut: $('sign-out'), history: $('history'), sweep: $('sweep'),
   present: $('present'), presentNone: $('present-none'), presenceTitle: $('presence-title'),
+  connections: $('connections'), connectionsBody: document.querySelector('#connections-table tbody'),
+  connectionsNone: $('connections-none'),
 };
 
 let client = null;
@@ -65,6 +69,7 @@ function signOut() {
   sessionStorage.removeItem(STORE_KEY);
   client?.close();
   client = null;
+  stopConnections();
   clearRows();
   setConnection({ state: 'idle' });
   showSignIn();
@@ -101,6 +106,7 @@ function start(token, claims, source) {
   window.sessionsClient = client; // for the console of the browser (and tests)
   client.connect().catch(() => {}); // a refusal arrives as a 'closed' status too
   followSweep();
+  followConnections(manager);
   ui.board.focus();
 }
 
@@ -109,6 +115,7 @@ function refused({ code, reason }) {
   const expired = code === 3005 || (tokenExpiry(client?.token ?? '') ?? Infinity) * 1000 < Date.now();
   sessionStorage.removeItem(STORE_KEY);
   client = null;
+  stopConnections();
   clearRows();
   showSignIn(expired ? 'Your token has expired. Paste a fresh one.' : `Sign-in refused (${code}): ${reason}`);
 }
@@ -175,6 +182,58 @@ async function pollSweep() {
     // offline for a moment: the next poll tries again
   }
 }
+
+// -- connections and their lag (Managers and Admins): GET /live/connections -----------------
+// Polled every few seconds while the page is visible; a hidden tab asks nothing and catches
+// up the moment it is shown again.
+
+const CONNECTIONS_POLL_MS = 3000;
+let connectionsTimer = null;
+let connectionsRun = 0; // which sign-in the polling belongs to: a late answer for an older one is dropped
+let connectionsBusy = false;
+
+function followConnections(manager) {
+  stopConnections();
+  if (!manager) return; // the service would answer 403: the panel is not shown at all
+  const run = ++connectionsRun;
+  ui.connections.hidden = false;
+  pollConnections(run);
+  connectionsTimer = setInterval(() => pollConnections(run), CONNECTIONS_POLL_MS);
+}
+
+function stopConnections() {
+  clearInterval(connectionsTimer);
+  connectionsTimer = null;
+  connectionsRun += 1;
+  ui.connections.hidden = true;
+  ui.connectionsBody.replaceChildren();
+  ui.connectionsNone.hidden = true;
+}
+
+async function pollConnections(run) {
+  const token = client?.token;
+  if (run !== connectionsRun || !token) return;
+  if (document.visibilityState !== 'visible' || connectionsBusy) return;
+  connectionsBusy = true;
+  try {
+    const response = await fetch('/live/connections', { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+    if (run !== connectionsRun) return;
+    if ([401, 403, 404].includes(response.status)) { stopConnections(); return; } // not for us (or not served)
+    if (!response.ok) return;
+    const { connections = [] } = await response.json();
+    if (run !== connectionsRun) return;
+    renderConnections(ui.connectionsBody, connections);
+    ui.connectionsNone.hidden = connections.length > 0;
+  } catch {
+    // offline for a moment: the next poll tries again
+  } finally {
+    connectionsBusy = false;
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && connectionsTimer !== null) pollConnections(connectionsRun);
+});
 
 // -- rows ----------------------------------------------------------------------------------
 

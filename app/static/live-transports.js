@@ -72,6 +72,9 @@ function serviceUrl(client, path, params = {}) {
   return url;
 }
 
+// Acks (docs/protocol.md, `ack`): at most one per this many ms, always the latest applied position.
+const ACK_EVERY_MS = 100;
+
 // `?presence=1` when the client keeps presence (WebSocket and SSE; long-poll has none).
 const liveParams = (client) => (client.options.presence ? { presence: 1 } : {});
 
@@ -81,7 +84,14 @@ function websocket(client, signal, onLive) {
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws;
     let conn;
+    let authSent = false;
+    let ackTimer = null; // at most one ack pending
+    let pendingAck = null; // the latest applied position not acknowledged yet
+    let lastAck = null; // `epoch:cursor` of the last ack sent
+    let lastAckAt = -Infinity;
     const finish = (ended) => {
+      clearTimeout(ackTimer);
+      pendingAck = null;
       conn.done();
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       if (ws.readyState <= 1) ws.close(1000);
@@ -97,11 +107,30 @@ function websocket(client, signal, onLive) {
     conn = new Connection(client, signal, onLive, finish);
     conn.send = (msg) => ws.readyState === 1 && ws.send(JSON.stringify(msg));
     conn.renew = () => conn.send({ type: 'auth', token: client.token });
+    // The client applied a snapshot or patch and is now at `position`: acknowledge it, coalesced
+    // (a burst of patches costs one ack per ACK_EVERY_MS, carrying the last of them).
+    const flushAck = () => {
+      ackTimer = null;
+      const at = pendingAck;
+      pendingAck = null;
+      if (!at || !authSent || ws.readyState !== 1) return;
+      const text = `${at.epoch}:${at.cursor}`;
+      if (text === lastAck) return;
+      lastAck = text;
+      lastAckAt = performance.now();
+      ws.send(JSON.stringify({ type: 'ack', cursor: at.cursor, epoch: at.epoch }));
+    };
+    conn.applied = (position) => {
+      if (!client.options.ack || !authSent || ws.readyState !== 1) return;
+      pendingAck = { epoch: position.epoch, cursor: position.cursor };
+      if (ackTimer === null) ackTimer = setTimeout(flushAck, Math.max(0, lastAckAt + ACK_EVERY_MS - performance.now()));
+    };
     signal.addEventListener('abort', () => finish(new Ended({ live: conn.isLive, reason: 'aborted' })), { once: true });
     ws.onopen = () => {
       const auth = { type: 'auth', token: client.token };
       if (client.position) auth.since = client.positionText;
       conn.send(auth);
+      authSent = true;
     };
     ws.onmessage = (event) => {
       conn.heard();

@@ -129,6 +129,9 @@ export interface SessionsClientOptions {
   verifyDigests?: boolean;
   /** Long-poll: ask for a digest after this many patches (and after each idle poll). Default 50. */
   pollDigestEvery?: number;
+  /** WebSocket: acknowledge the position applied after each snapshot and patch (an `ack` message,
+   * at most one per 100 ms, carrying the latest), so the server can measure this client's lag. Default true. */
+  ack?: boolean;
 }
 
 /** An endpoint with a live connection (docs/protocol.md, Presence). */

@@ -91,6 +91,7 @@ const DEFAULTS = {
   presence: false, // also keep who is present (WebSocket and SSE: `?presence=1`, docs/protocol.md)
   verifyDigests: true, // check the state against each digest the server sends; on a mismatch, reset
   pollDigestEvery: 50, // long-poll: ask for a digest after this many patches (and after each idle poll)
+  ack: true, // WebSocket: tell the server the position applied (`ack`, coalesced), so it can measure our lag
 };
 
 export class SessionsClient {
@@ -313,7 +314,9 @@ export class SessionsClient {
         return conn.live({ how: 'resumed', replayed: msg.replayed });
       case 'patch':
         this._patch(msg, conn);
-        return this.position ? this._verify(msg.digest, conn) : undefined;
+        // Acknowledged once applied and (when it carries a digest) verified; not after a desync.
+        if (this.position && this._verify(msg.digest, conn)) conn.applied?.(this.position);
+        return undefined;
       case 'ping':
         if (this.position && typeof msg.cursor === 'number' && msg.cursor > this.position.cursor) this.position.cursor = msg.cursor;
         conn.send?.({ type: 'pong' });
@@ -341,6 +344,7 @@ export class SessionsClient {
     }
     conn.live({ how: reset ? 'reset' : 'snapshot' });
     this._verify(msg.digest, conn, false); // a snapshot is the server's own state: nothing to heal
+    conn.applied?.(this.position);
   }
 
   _patch(msg, conn) {
