@@ -119,6 +119,7 @@ class Peer:
         self._run(self.server.wait_closed())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()  # its self-pipe (a socketpair) would otherwise leak into a later test's warnings
 
 
 @pytest.fixture
