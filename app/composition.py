@@ -25,6 +25,7 @@ from app.live.broker import Broker
 from app.live.client import LiveLimits
 from app.live.hub import build_hub
 from app.live.presence import build_presence
+from app.live.uvicorn_ws import LiveWebSocketProtocol
 from app.live.signals import drain_on_sigterm
 from app.observability import metrics
 from app.observability.access import AccessMiddleware
@@ -105,6 +106,7 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
             await client.ready()
         except REDIS_DOWN as exc:  # Redis not up yet: /health says so, and the first use retries
             logging.getLogger("app").warning("Redis not reachable at start-up: %s", exc)
+        LiveWebSocketProtocol.send_buffer_bytes = settings.live_socket_send_buffer  # before any socket
         await hub.start()
         await svc.sweeper.start()  # no call stuck forever (app/sweep/): the first pass after one interval
         await svc.presence.start()

@@ -94,6 +94,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # State digests (docs/protocol.md "State digest"): on every snapshot and ping, and on every
     # this-many-th patch to a connection; 0 turns them off (and the view read a resume makes for one).
     live_digest_every: int = 50
+    live_socket_send_buffer: int = 131_072  # SO_SNDBUF asked per live WebSocket (Linux doubles it); 0: autotuned
     live_conflate_lag_ms: int = 2000  # an acknowledging client this far behind is conflated (0: never)
     # Operations (docs/operations.md).
     log_format: str = "text"  # or "json": one object per line
@@ -137,6 +138,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 0 < 2 * self.presence_interval_seconds <= self.presence_lease_seconds:
             raise ConfigError("PRESENCE_INTERVAL_SECONDS must be > 0 and at most half of PRESENCE_LEASE_SECONDS "
                               "(a lease must outlive a missed renewal)")
+        if self.live_socket_send_buffer < 0:
+            raise ConfigError(f"LIVE_SOCKET_SEND_BUFFER must be >= 0 (0: the kernel's), not {self.live_socket_send_buffer}")
         if self.live_conflate_lag_ms < 0:
             raise ConfigError(f"LIVE_CONFLATE_LAG_MS must be >= 0 (0: acks never conflate), not {self.live_conflate_lag_ms}")
         if self.live_digest_every < 0:

@@ -38,14 +38,19 @@ stock class, 15.1 KiB with this one, and the three fixes above. uvicorn is pinne
 tests/live/test_uvicorn_ws.py runs this class on a real uvicorn server and checks the stock
 class still has everything overridden here, so an upgrade that moves them fails loudly.
 
+It also sets each live socket's kernel send buffer (LIVE_SOCKET_SEND_BUFFER, in `connection_made`,
+the public asyncio protocol method) so that a slow reader's writes block only briefly.
+
 Selected by `app.__main__.websocket_options` (and `--ws` in the Procfile); the `uvicorn_ws`
 setting (`UVICORN_WS=websockets-sansio`) runs the stock class, for comparisons."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 from http import HTTPStatus
 
@@ -128,10 +133,25 @@ class Flag:
 
 
 class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    # LIVE_SOCKET_SEND_BUFFER, set once by the app's start-up (app.composition): the kernel send
+    # buffer asked for each live socket; 0 leaves the kernel's autotuning (up to tcp_wmem's max).
+    send_buffer_bytes: ClassVar[int] = 0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue: Any = Inbox()
         self.writable: Any = Flag(True)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Linux wakes a writer on a full socket only once about half of what it queued has gone:
+        # with the autotuned 4 MB a client that reads, only slowly, can block one write for tens
+        # of seconds, past LIVE_WRITE_TIMEOUT. A bounded buffer keeps blocked writes short, and
+        # what is stale in flight small (the send queue conflates the rest: docs/protocol.md).
+        sock = transport.get_extra_info("socket")
+        if self.send_buffer_bytes and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
