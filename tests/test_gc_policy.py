@@ -1,0 +1,97 @@
+"""app.gc_policy on the real collector of this process (installed, then handed back)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from app.gc_policy import GcPolicy
+
+
+class Node:
+    """A reference cycle's member (a closed connection's objects refer to each other like this)."""
+
+    def __init__(self) -> None:
+        self.other: object = self
+
+
+def _tracked(obj: object) -> bool:
+    """Whether a collection would look at `obj` (frozen objects are in no generation)."""
+    return any(o is obj for o in gc.get_objects())
+
+
+@pytest.fixture
+def policy(request: pytest.FixtureRequest) -> Iterator[GcPolicy]:
+    p = GcPolicy(reclaim_share=getattr(request, "param", 0.25))
+    p.install()
+    try:
+        yield p
+    finally:
+        p.uninstall()
+
+
+def test_what_start_up_made_is_frozen_and_handed_back_on_uninstall() -> None:
+    before = Node()
+    p = GcPolicy()
+    p.install()
+    try:
+        assert gc.get_freeze_count() > 0
+        assert not _tracked(before)
+    finally:
+        p.uninstall()
+    assert gc.get_freeze_count() == 0
+    assert _tracked(before)
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_garbage_made_since_is_collected(policy: GcPolicy) -> None:
+    alive = Node()
+    garbage = Node()
+    gone = weakref.ref(garbage)
+    del garbage
+    assert _tracked(alive)  # made after install: young
+    gc.collect()
+    assert gone() is None  # cyclic garbage that was never frozen: collected as usual
+    assert not _tracked(alive)  # survived a full collection: the next ones skip it
+    assert policy.counts.freezes >= 1
+
+
+def test_frozen_objects_that_die_by_reference_count_go_at_once(policy: GcPolicy) -> None:
+    lone = [object()]  # no cycle (a list takes no weakref: count the frozen set instead)
+    gc.collect()
+    assert not _tracked(lone)
+    frozen = gc.get_freeze_count()
+    del lone
+    assert gc.get_freeze_count() == frozen - 1
+
+
+@pytest.mark.parametrize("policy", [0.0], indirect=True)
+def test_frozen_cyclic_garbage_is_reclaimed_once_the_set_grew_by_the_share(policy: GcPolicy) -> None:
+    cycle = Node()
+    gone = weakref.ref(cycle)
+    gc.collect()  # alive: frozen
+    del cycle  # now frozen cyclic garbage, which a collection skips
+    assert gone() is not None
+    gc.collect()  # the set grew past the share (0 here): handed back for the next full collection
+    gc.collect()  # which walks everything
+    assert gone() is None
+    assert policy.counts.reclaims >= 1
+    assert policy.counts.frozen_after_reclaim == gc.get_freeze_count()
+
+
+def test_below_the_share_frozen_garbage_waits(policy: GcPolicy) -> None:
+    cycle = Node()
+    gone = weakref.ref(cycle)
+    gc.collect()
+    del cycle
+    gc.collect()
+    gc.collect()
+    assert gone() is not None  # one small cycle is far from a quarter of this process's heap
+    assert policy.counts.reclaims == 0
+
+
+def test_a_negative_share_is_refused() -> None:
+    with pytest.raises(ValueError, match="reclaim_share"):
+        GcPolicy(reclaim_share=-0.1)
