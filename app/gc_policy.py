@@ -17,8 +17,8 @@ Objects that die by reference counting still go at once, frozen or not; only fro
 garbage stays — and a closed connection is cyclic garbage (websockets' protocol, its parser
 generator and uvicorn's `run_asgi` refer to each other), so the frozen set grows with
 connection churn. When it has grown by `reclaim_share` since it was last made whole, it is
-handed back (`gc.unfreeze()`): the next full collection walks everything once, as CPython
-would have, reclaims that garbage, and the rest is frozen again. So a whole-heap pause comes
+handed back (`gc.unfreeze()`) and collected at the loop's next turn: that collection walks
+everything once, as CPython would have, reclaims that garbage, and the rest is frozen again. So a whole-heap pause comes
 once per `reclaim_share` of the heap in connections closed and replaced (CPython's own
 quarter rule, counted on what lasts), not on a timer and not from traffic alone; the memory
 held by closed connections meanwhile is bounded by the same share.
@@ -28,6 +28,7 @@ by `create_app`: an app built in a test process leaves that process's collector 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,12 @@ class GcPolicy:
         self.counts.freezes += 1
         if gc.get_freeze_count() > self._reclaim_at:
             # Grown by the share since it was last whole (closed connections among it, most
-            # likely): the next full collection walks everything once.
+            # likely): the next full collection walks everything once. Now, while the growth
+            # (a connection storm, churn) is under way, rather than whenever CPython's own
+            # count next calls for a full collection, maybe long after, in steady traffic.
             gc.unfreeze()
             self._reclaiming = True
+            try:
+                asyncio.get_running_loop().call_soon(gc.collect)
+            except RuntimeError:  # no loop in this thread: the next full collection does it
+                pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
@@ -74,11 +75,13 @@ def test_frozen_cyclic_garbage_is_reclaimed_once_the_set_grew_by_the_share(polic
     gc.collect()  # alive: frozen
     del cycle  # now frozen cyclic garbage, which a collection skips
     assert gone() is not None
+    grown = [Node() for _ in range(1000)]
     gc.collect()  # the set grew past the share (0 here): handed back for the next full collection
     gc.collect()  # which walks everything
     assert gone() is None
     assert policy.counts.reclaims >= 1
     assert policy.counts.frozen_after_reclaim == gc.get_freeze_count()
+    assert grown
 
 
 def test_below_the_share_frozen_garbage_waits(policy: GcPolicy) -> None:
@@ -95,3 +98,20 @@ def test_below_the_share_frozen_garbage_waits(policy: GcPolicy) -> None:
 def test_a_negative_share_is_refused() -> None:
     with pytest.raises(ValueError, match="reclaim_share"):
         GcPolicy(reclaim_share=-0.1)
+
+
+@pytest.mark.parametrize("policy", [0.0], indirect=True)
+async def test_in_an_event_loop_the_whole_heap_collection_runs_at_the_next_turn(policy: GcPolicy) -> None:
+    cycle = Node()
+    gc.collect()
+    await asyncio.sleep(0)  # frozen, and whatever the first collection asked for has run
+    gone = weakref.ref(cycle)
+    del cycle  # frozen cyclic garbage
+    grown = [Node() for _ in range(1000)]  # the frozen set grows past the share (0 here) at the next full collection
+    reclaims = policy.counts.reclaims
+    gc.collect()  # skips the frozen cycle, freezes `grown`, hands the set back
+    assert gone() is not None
+    await asyncio.sleep(0)  # the loop's next turn: the whole-heap collection
+    assert gone() is None
+    assert policy.counts.reclaims == reclaims + 1
+    assert grown
