@@ -59,6 +59,16 @@ def test_survivors_of_a_full_collection_are_frozen_and_garbage_made_since_is_col
     assert policy.counts.freezes >= 1
 
 
+def test_survivors_of_two_young_collections_are_frozen_and_young_garbage_is_collected(policy: GcPolicy) -> None:
+    alive = Node()
+    garbage = Node()
+    gone = weakref.ref(garbage)
+    del garbage
+    gc.collect(1)
+    assert gone() is None
+    assert not _tracked(alive)
+
+
 def test_frozen_objects_that_die_by_reference_count_go_at_once(policy: GcPolicy) -> None:
     lone = [object()]  # no cycle (a list takes no weakref: count the frozen set instead)
     gc.collect()
