@@ -10,21 +10,24 @@ oldest generation since the last reach a quarter of what that one left, so the t
 connection storm, or steady traffic promoting short-lived objects, sets one off minutes after
 the sockets arrived: the push bench's 140-250 ms p99 at 5,000 sockets.
 
-The policy: what survives two young collections (generation 1's), and what is alive after a
-full collection, is moved to the permanent generation (`gc.freeze()`), which later collections
-skip. A full collection then walks next to nothing: only what was promoted since the last
-generation-1 collection. (Freezing only after full collections left each one walking every
-object promoted since the last, the tail of a connection storm: 159k objects, 123 ms, in a
-measured phase at 10,000 sockets.)
+The policy: what survives two young collections (what a generation-1 collection promotes:
+the new sockets of a storm, mostly) moves to the permanent generation (`gc.freeze()`), which
+collections skip, and so does everything start-up made. No collection walks the live sockets
+again, and CPython starts no full collection by itself (`gc.freeze()` zeroes its counts).
+(Freezing only after full collections, the first version, left each one walking the tail of a
+connection storm: 159k objects, 123 ms, in a measured phase at 10,000 sockets.)
+
 Objects that die by reference counting still go at once, frozen or not; only frozen *cyclic*
 garbage stays — and a closed connection is cyclic garbage (websockets' protocol, its parser
 generator and uvicorn's `run_asgi` refer to each other), so the frozen set grows with
-connection churn. When it has grown by `reclaim_share` since it was last made whole, it is
-handed back (`gc.unfreeze()`) and collected at the loop's next turn: that collection walks
-everything once, as CPython would have, reclaims that garbage, and the rest is frozen again. So a whole-heap pause comes
-once per `reclaim_share` of the heap in connections closed and replaced (CPython's own
-quarter rule, counted on what lasts), not on a timer and not from traffic alone; the memory
-held by closed connections meanwhile is bounded by the same share.
+connection churn. Once a quarter of it (`reclaim_share`) has been frozen anew since it was
+last made whole, its size is read; if it did grow by that share, it is handed back
+(`gc.unfreeze()`) and collected at the loop's next turn: one walk of the whole heap, as CPython
+would have made, that reclaims the garbage, and the rest is frozen again. So a whole-heap
+pause comes with growth (a storm, or closed connections replaced by new ones) of a quarter of
+the heap — CPython's own rule, counted on what lasts — not from traffic, and the memory closed
+connections hold meanwhile is bounded by the same share. Connections that close and are not
+replaced stay frozen until the heap grows again (their memory was in use at the peak).
 
 Installed once per serving process by the composition root (`app.composition.serving`), not
 by `create_app`: an app built in a test process leaves that process's collector alone."""
@@ -37,24 +40,28 @@ from dataclasses import dataclass
 from typing import Any
 
 RECLAIM_SHARE = 0.25  # CPython's own threshold for a full collection (a quarter of the old generation)
+CHECK_FLOOR = 10_000  # objects frozen before the frozen set's size is read again, at the least
 
 
 @dataclass
 class GcCounts:
     """What the policy did, for /metrics and the tests."""
 
-    freezes: int = 0  # full collections after which the frozen set was checked
+    checks: int = 0  # times the frozen set's size was read (after a share of it was frozen anew)
     reclaims: int = 0  # whole-heap collections (the frozen set handed back and walked once)
     frozen_after_reclaim: int = 0  # the frozen set's size when last made whole
 
 
 class GcPolicy:
-    def __init__(self, reclaim_share: float = RECLAIM_SHARE) -> None:
+    def __init__(self, reclaim_share: float = RECLAIM_SHARE, check_floor: int = CHECK_FLOOR) -> None:
         if reclaim_share < 0:
             raise ValueError(f"reclaim_share must be >= 0, not {reclaim_share}")
         self.reclaim_share = reclaim_share
+        self.check_floor = check_floor
         self.counts = GcCounts()
         self._reclaim_at = 0
+        self._check_after = check_floor
+        self._frozen_since = 0
         self._reclaiming = False
         self._installed = False
 
@@ -85,28 +92,37 @@ class GcPolicy:
         frozen = gc.get_freeze_count()
         self.counts.frozen_after_reclaim = frozen
         self._reclaim_at = int(frozen * (1 + self.reclaim_share))
+        self._check_after = max(self.check_floor, int(frozen * self.reclaim_share))
+        self._frozen_since = 0
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         # Runs once a collection is complete ("stop"): the collector's lists are consistent, and
-        # freeze/unfreeze only move them; nothing here allocates much or collects.
-        if phase != "stop" or info["generation"] == 0 or (self._reclaiming and info["generation"] == 1):
-            return  # (while the set is handed back, a young collection must not freeze it again)
-        # What survived two young collections (the new sockets of a storm, mostly) joins the
-        # frozen set now: CPython would promote it and walk it again at every full collection.
+        # freeze/unfreeze only move them; nothing here collects.
+        if phase != "stop" or info["generation"] == 0:
+            return
+        if self._reclaiming:
+            if info["generation"] == 2:  # this one walked the whole heap
+                self._reclaiming = False
+                self.counts.reclaims += 1
+                gc.freeze()
+                self._made_whole()
+            return  # (a young collection must not freeze the handed-back set again)
+        # What survived two young collections (the new sockets of a storm, mostly), all that the
+        # oldest generation holds since everything older is frozen, joins the frozen set now:
+        # CPython would walk it again at every full collection. (`gc.freeze()` also zeroes the
+        # generations' counts, so CPython starts no full collection by itself any more: the
+        # frozen set's growth, below, decides when the heap is walked.)
+        self._frozen_since += len(gc.get_objects(2))
         gc.freeze()
-        if info["generation"] == 1:
+        if self._frozen_since < self._check_after:
             return
-        if self._reclaiming:  # this one walked the whole heap
-            self._reclaiming = False
-            self.counts.reclaims += 1
-            self._made_whole()
-            return
-        self.counts.freezes += 1
-        if gc.get_freeze_count() > self._reclaim_at:  # a walk of the frozen set: only here, rarely
-            # Grown by the share since it was last whole (closed connections among it, most
-            # likely): the next full collection walks everything once. Now, while the growth
-            # (a connection storm, churn) is under way, rather than whenever CPython's own
-            # count next calls for a full collection, maybe long after, in steady traffic.
+        # Frozen since it was last whole: a quarter of it, not counting what has died since
+        # (freed by reference counting). The exact size is a walk of the set: only now, rarely.
+        self._frozen_since = 0
+        self.counts.checks += 1
+        if gc.get_freeze_count() > self._reclaim_at:
+            # Grown by the share (closed connections' cycles among it, most likely): walk
+            # everything once. Now, while the growth (a connection storm, churn) is under way.
             gc.unfreeze()
             self._reclaiming = True
             try:
