@@ -10,18 +10,21 @@ oldest generation since the last reach a quarter of what that one left, so the t
 connection storm, or steady traffic promoting short-lived objects, sets one off minutes after
 the sockets arrived: the push bench's 140-250 ms p99 at 5,000 sockets.
 
-The policy: what survives two young collections (what a generation-1 collection promotes:
-the new sockets of a storm, mostly) moves to the permanent generation (`gc.freeze()`), which
-collections skip, and so does everything start-up made. No collection walks the live sockets
-again, and CPython starts no full collection by itself (`gc.freeze()` zeroes its counts).
-(Freezing only after full collections, the first version, left each one walking the tail of a
-connection storm: 159k objects, 123 ms, in a measured phase at 10,000 sockets.)
+The policy: everything start-up made, and then whatever survives each full collection, moves
+to the permanent generation (`gc.freeze()`), which collections skip. A full collection then
+walks only what was promoted since the last one (new sockets, survivors of traffic), and since
+CPython schedules the next by what the last one left (a quarter of it promoted since), they
+come often and stay small. (Two versions measured on the way: freezing only those survivors
+left the collection after a whole-heap one walking a storm's tail, 159k objects, 123 ms, in a
+10,000-socket phase; freezing at every generation-1 collection stopped CPython's full
+collections altogether, as `gc.freeze()` zeroes its counts, and delayed the growth check into
+steady traffic. Hence the extra collection right after a whole-heap one, below.)
 
 Objects that die by reference counting still go at once, frozen or not; only frozen *cyclic*
 garbage stays — and a closed connection is cyclic garbage (websockets' protocol, its parser
 generator and uvicorn's `run_asgi` refer to each other), so the frozen set grows with
-connection churn. Once a quarter of it (`reclaim_share`) has been frozen anew since it was
-last made whole, its size is read; if it did grow by that share, it is handed back
+connection churn. Each time 5% of it has been frozen anew, its size is read; once it has grown
+by a quarter (`reclaim_share`) since it was last made whole, it is handed back
 (`gc.unfreeze()`) and collected at the loop's next turn: one walk of the whole heap, as CPython
 would have made, that reclaims the garbage, and the rest is frozen again. So a whole-heap
 pause comes with growth (a storm, or closed connections replaced by new ones) of a quarter of
@@ -37,10 +40,12 @@ from __future__ import annotations
 import asyncio
 import gc
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 RECLAIM_SHARE = 0.25  # CPython's own threshold for a full collection (a quarter of the old generation)
-CHECK_FLOOR = 10_000  # objects frozen before the frozen set's size is read again, at the least
+CHECK_SHARE = 0.05  # the frozen set's size is read (a walk of it) after this share of it was frozen anew
+CHECK_FLOOR = 10_000  # and after this many objects at the least
 
 
 @dataclass
@@ -53,10 +58,12 @@ class GcCounts:
 
 
 class GcPolicy:
-    def __init__(self, reclaim_share: float = RECLAIM_SHARE, check_floor: int = CHECK_FLOOR) -> None:
+    def __init__(self, reclaim_share: float = RECLAIM_SHARE, check_share: float = CHECK_SHARE,
+                 check_floor: int = CHECK_FLOOR) -> None:
         if reclaim_share < 0:
             raise ValueError(f"reclaim_share must be >= 0, not {reclaim_share}")
         self.reclaim_share = reclaim_share
+        self.check_share = check_share
         self.check_floor = check_floor
         self.counts = GcCounts()
         self._reclaim_at = 0
@@ -79,6 +86,7 @@ class GcPolicy:
         gc.freeze()
         self._made_whole()
         gc.callbacks.append(self._on_gc)
+        gc.collect()  # walks next to nothing: CPython's measure of the old generation is now ~0
 
     def uninstall(self) -> None:
         """Stop following collections and hand the frozen set back (tests)."""
@@ -92,40 +100,45 @@ class GcPolicy:
         frozen = gc.get_freeze_count()
         self.counts.frozen_after_reclaim = frozen
         self._reclaim_at = int(frozen * (1 + self.reclaim_share))
-        self._check_after = max(self.check_floor, int(frozen * self.reclaim_share))
+        self._check_after = max(self.check_floor, int(frozen * self.check_share))
         self._frozen_since = 0
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         # Runs once a collection is complete ("stop"): the collector's lists are consistent, and
-        # freeze/unfreeze only move them; nothing here collects.
-        if phase != "stop" or info["generation"] == 0:
+        # freeze/unfreeze only move them; nothing here collects (it schedules a collection).
+        if phase != "stop" or info["generation"] != 2:
             return
-        if self._reclaiming:
-            if info["generation"] == 2:  # this one walked the whole heap
-                self._reclaiming = False
-                self.counts.reclaims += 1
-                gc.freeze()
-                self._made_whole()
-            return  # (a young collection must not freeze the handed-back set again)
-        # What survived two young collections (the new sockets of a storm, mostly), all that the
-        # oldest generation holds since everything older is frozen, joins the frozen set now:
-        # CPython would walk it again at every full collection. (`gc.freeze()` also zeroes the
-        # generations' counts, so CPython starts no full collection by itself any more: the
-        # frozen set's growth, below, decides when the heap is walked.)
+        if self._reclaiming:  # this one walked the whole heap
+            self._reclaiming = False
+            self.counts.reclaims += 1
+            gc.freeze()
+            self._made_whole()
+            # CPython starts its next full collection once a quarter of what the last one left
+            # has been promoted: a whole heap's quarter now, and that collection would walk it.
+            # One more right away leaves it ~0, so the next ones come often and walk little.
+            _soon(gc.collect)
+            return
+        # Everything older is frozen: what this one walked and kept arrived since the last
+        # (new sockets, survivors of traffic). Freeze it too.
         self._frozen_since += len(gc.get_objects(2))
         gc.freeze()
         if self._frozen_since < self._check_after:
             return
-        # Frozen since it was last whole: a quarter of it, not counting what has died since
-        # (freed by reference counting). The exact size is a walk of the set: only now, rarely.
+        # A share of the set frozen anew, not counting what has died since (freed by reference
+        # counting): read its size, a walk of the set, so only now and then.
         self._frozen_since = 0
         self.counts.checks += 1
         if gc.get_freeze_count() > self._reclaim_at:
             # Grown by the share (closed connections' cycles among it, most likely): walk
-            # everything once. Now, while the growth (a connection storm, churn) is under way.
+            # everything once, now, while the growth (a connection storm, churn) is under way.
             gc.unfreeze()
             self._reclaiming = True
-            try:
-                asyncio.get_running_loop().call_soon(gc.collect)
-            except RuntimeError:  # no loop in this thread: the next full collection does it
-                pass
+            _soon(gc.collect)
+
+
+def _soon(fn: Callable[[], object]) -> None:
+    """At the event loop's next turn, if this thread runs one; else CPython's next collection does it."""
+    try:
+        asyncio.get_running_loop().call_soon(fn)
+    except RuntimeError:
+        pass
