@@ -50,7 +50,7 @@ CHECK_FLOOR = 10_000  # and after this many objects at the least
 
 @dataclass
 class GcCounts:
-    """What the policy did, for /metrics and the tests."""
+    """What the policy did (the tests read it; not on /metrics yet)."""
 
     checks: int = 0  # times the frozen set's size was read (after a share of it was frozen anew)
     reclaims: int = 0  # whole-heap collections (the frozen set handed back and walked once)
