@@ -18,13 +18,15 @@ come often and stay small. (Two versions measured on the way: freezing only thos
 left the collection after a whole-heap one walking a storm's tail, 159k objects, 123 ms, in a
 10,000-socket phase; freezing at every generation-1 collection stopped CPython's full
 collections altogether, as `gc.freeze()` zeroes its counts, and delayed the growth check into
-steady traffic. Hence the extra collection right after a whole-heap one, below.)
+steady traffic; reading the frozen set's size (`gc.get_freeze_count()`, a walk of the set)
+after each full collection cost ~200 ms of CPU at 10,000 sockets. Hence the extra collection
+right after a whole-heap one, and the count of what was frozen anew, below.)
 
 Objects that die by reference counting still go at once, frozen or not; only frozen *cyclic*
 garbage stays — and a closed connection is cyclic garbage (websockets' protocol, its parser
 generator and uvicorn's `run_asgi` refer to each other), so the frozen set grows with
-connection churn. Each time 5% of it has been frozen anew, its size is read; once it has grown
-by a quarter (`reclaim_share`) since it was last made whole, it is handed back
+connection churn. Once a quarter of it (`reclaim_share`) has been frozen anew since it was last
+made whole (counted as frozen; what died since is not subtracted), it is handed back
 (`gc.unfreeze()`) and collected at the loop's next turn: one walk of the whole heap, as CPython
 would have made, that reclaims the garbage, and the rest is frozen again. So a whole-heap
 pause comes with growth (a storm, or closed connections replaced by new ones) of a quarter of
@@ -44,31 +46,26 @@ from collections.abc import Callable
 from typing import Any
 
 RECLAIM_SHARE = 0.25  # CPython's own threshold for a full collection (a quarter of the old generation)
-CHECK_SHARE = 0.05  # the frozen set's size is read (a walk of it) after this share of it was frozen anew
-CHECK_FLOOR = 10_000  # and after this many objects at the least
+RECLAIM_FLOOR = 10_000  # objects frozen anew before the whole heap is walked, at the least
 
 
 @dataclass
 class GcCounts:
     """What the policy did (the tests read it; not on /metrics yet)."""
 
-    checks: int = 0  # times the frozen set's size was read (after a share of it was frozen anew)
+    frozen_since: int = 0  # objects frozen anew since the set was last made whole (deaths not counted)
     reclaims: int = 0  # whole-heap collections (the frozen set handed back and walked once)
     frozen_after_reclaim: int = 0  # the frozen set's size when last made whole
 
 
 class GcPolicy:
-    def __init__(self, reclaim_share: float = RECLAIM_SHARE, check_share: float = CHECK_SHARE,
-                 check_floor: int = CHECK_FLOOR) -> None:
+    def __init__(self, reclaim_share: float = RECLAIM_SHARE, reclaim_floor: int = RECLAIM_FLOOR) -> None:
         if reclaim_share < 0:
             raise ValueError(f"reclaim_share must be >= 0, not {reclaim_share}")
         self.reclaim_share = reclaim_share
-        self.check_share = check_share
-        self.check_floor = check_floor
+        self.reclaim_floor = reclaim_floor
         self.counts = GcCounts()
-        self._reclaim_at = 0
-        self._check_after = check_floor
-        self._frozen_since = 0
+        self._reclaim_after = reclaim_floor
         self._reclaiming = False
         self._installed = False
 
@@ -97,11 +94,12 @@ class GcPolicy:
         gc.unfreeze()
 
     def _made_whole(self) -> None:
+        # A walk of the frozen set (gc_list_size): only here, after a whole-heap collection.
+        # Reading it after every full collection cost ~200 ms at 10,000 sockets (cache misses).
         frozen = gc.get_freeze_count()
         self.counts.frozen_after_reclaim = frozen
-        self._reclaim_at = int(frozen * (1 + self.reclaim_share))
-        self._check_after = max(self.check_floor, int(frozen * self.check_share))
-        self._frozen_since = 0
+        self.counts.frozen_since = 0
+        self._reclaim_after = max(self.reclaim_floor, int(frozen * self.reclaim_share))
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         # Runs once a collection is complete ("stop"): the collector's lists are consistent, and
@@ -120,17 +118,12 @@ class GcPolicy:
             return
         # Everything older is frozen: what this one walked and kept arrived since the last
         # (new sockets, survivors of traffic). Freeze it too.
-        self._frozen_since += len(gc.get_objects(2))
+        self.counts.frozen_since += len(gc.get_objects(2))
         gc.freeze()
-        if self._frozen_since < self._check_after:
-            return
-        # A share of the set frozen anew, not counting what has died since (freed by reference
-        # counting): read its size, a walk of the set, so only now and then.
-        self._frozen_since = 0
-        self.counts.checks += 1
-        if gc.get_freeze_count() > self._reclaim_at:
-            # Grown by the share (closed connections' cycles among it, most likely): walk
-            # everything once, now, while the growth (a connection storm, churn) is under way.
+        if self.counts.frozen_since > self._reclaim_after:
+            # A quarter of the set frozen anew since it was last whole (an upper bound of its
+            # growth: what died since is not subtracted). Closed connections' cycles may be
+            # among it: walk everything once, now, while the growth (a storm, churn) is under way.
             gc.unfreeze()
             self._reclaiming = True
             _soon(gc.collect)

@@ -37,8 +37,8 @@ def _grow() -> list[Node]:
 @pytest.fixture
 def policy(request: pytest.FixtureRequest) -> Iterator[GcPolicy]:
     share = getattr(request, "param", "default")
-    # "eager": every full collection reads the frozen set, and hands it back once it grew by half
-    p = GcPolicy(reclaim_share=0.5, check_share=0, check_floor=0) if share == "eager" else GcPolicy()
+    # "eager": the set is handed back once half of it was frozen anew, however small the process
+    p = GcPolicy(reclaim_share=0.5, reclaim_floor=0) if share == "eager" else GcPolicy()
     p.install()
     try:
         yield p
