@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.apidocs import routes as apidocs
 from app.config import Settings, load_settings
+from app.gc_policy import GcPolicy
 from app.ingest.events import EventIngest
 from app.auth.jwks import build_verifier
 from app.live.broker import Broker
@@ -67,6 +68,7 @@ def build_services(settings: Settings, redis: Redis) -> Services:
 
 
 LIVE_PATH = "/sessions/live"
+GC = GcPolicy()  # this process's (installed by `serving`)
 
 
 class App(Starlette):
@@ -142,10 +144,15 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
 
 def serving(settings: Settings) -> Callable[[], Starlette]:
     """A uvicorn factory for these settings: the app is built when the server loads it,
-    in the server's event loop, with the service's logging."""
+    in the server's event loop, with the service's logging and, once the app is built, the
+    process's garbage-collector policy (GC_POLICY, app.gc_policy: one per process, so only
+    here and not in `create_app`, which tests call many times in one process)."""
     def factory() -> Starlette:
         configure_logging(settings)
-        return create_app(settings)
+        built = create_app(settings)
+        if settings.gc_policy == "freeze":
+            GC.install()
+        return built
     return factory
 
 

@@ -22,6 +22,7 @@ DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"  # inside the packag
 CONFIG_DIR = Path("config")  # the deployment's overrides, relative to the working directory
 
 
+GC_POLICIES = ("freeze", "default")
 UVICORN_WS_NAMES = ("websockets-sansio", "websockets", "wsproto", "auto", "none")  # uvicorn's own
 
 
@@ -106,6 +107,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # uvicorn's WebSocket implementation under `python -m app serve` (the Procfile passes `--ws`):
     # the service's (app.live.uvicorn_ws); `websockets-sansio`, the stock one, is for comparisons.
     uvicorn_ws: str = "app.live.uvicorn_ws:LiveWebSocketProtocol"
+    # Python's cyclic GC in a serving process (app.gc_policy, docs/operations.md): `freeze` keeps what
+    # survives a full collection out of the next ones (no whole-heap pause per quarter of promotions);
+    # `default`: CPython's own, for comparisons.
+    gc_policy: str = "freeze"
 
     @property
     def production(self) -> bool:
@@ -144,6 +149,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"LIVE_CONFLATE_LAG_MS must be >= 0 (0: acks never conflate), not {self.live_conflate_lag_ms}")
         if self.live_digest_every < 0:
             raise ConfigError(f"LIVE_DIGEST_EVERY must be >= 0 (0: no digests), not {self.live_digest_every}")
+        if self.gc_policy not in GC_POLICIES:
+            raise ConfigError(f"GC_POLICY must be one of {', '.join(GC_POLICIES)}, not {self.gc_policy!r}")
         if self.uvicorn_ws not in UVICORN_WS_NAMES and ":" not in self.uvicorn_ws:
             raise ConfigError(f"UVICORN_WS must be one of {', '.join(UVICORN_WS_NAMES)} or module:Class, "
                               f"not {self.uvicorn_ws!r}")

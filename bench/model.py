@@ -37,6 +37,19 @@ class Target:
 
 
 @dataclass
+class Table:
+    """A compact table the report prints above the metric rows (e.g. push: p50/p99/max side by
+    side per phase); float cells are formatted like the metrics, strings as they are."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str | float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class ScenarioResult:
     key: str
     title: str
@@ -48,6 +61,7 @@ class ScenarioResult:
     chart_keys: tuple[str, ...] = ("p50", "p90", "p99", "max")
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     redis: str = "single"  # the Redis topology it ran on: "single" or "cluster"
 
@@ -62,5 +76,5 @@ class ScenarioResult:
             "key": self.key, "redis": self.redis, "title": self.title, "measures": self.measures,
             "metrics": [m.as_dict() for m in self.metrics], "latency_ms": self.latency,
             "chart_unit": self.chart_unit, "targets": [t.as_dict() for t in self.targets],
-            "notes": self.notes, "raw": self.raw,
+            "notes": self.notes, "tables": [t.as_dict() for t in self.tables], "raw": self.raw,
         }

@@ -132,8 +132,19 @@ def _title(r: ScenarioResult) -> str:
     return r.title + (" — Redis Cluster (3 masters)" if r.redis == "cluster" else "")
 
 
+def _tables(r: ScenarioResult, label: str = "") -> list[str]:
+    """The scenario's compact tables (e.g. push: p50 / p99 / max per phase, both sides)."""
+    lines: list[str] = []
+    for t in r.tables:
+        lines += [f"{label}{t.title}:", "", "| " + " | ".join(t.headers) + " |",
+                  "| " + " | ".join(["---"] + ["---:"] * (len(t.headers) - 1)) + " |"]
+        lines += ["| " + " | ".join(c if isinstance(c, str) else _fmt(c) for c in row) + " |" for row in t.rows]
+        lines.append("")
+    return lines
+
+
 def _table(r: ScenarioResult) -> list[str]:
-    lines = [f"## {_title(r)}", "", r.measures, "",
+    lines = [f"## {_title(r)}", "", r.measures, "", *_tables(r),
              "| metric | ours | baseline | ratio | baseline is |", "| --- | ---: | ---: | ---: | --- |"]
     for x in r.metrics:
         lines.append(f"| {x.name} ({_how(x)}) | {_fmt(x.ours)} | {_fmt(x.baseline)} | {_ratio(x.ratio)} "
@@ -169,6 +180,7 @@ def _pairs(single: ScenarioResult, cluster: ScenarioResult) -> list[tuple[Metric
 
 def _side_by_side(single: ScenarioResult, cluster: ScenarioResult) -> list[str]:
     lines = [f"## {single.title} — one Redis node and a Redis Cluster (3 masters)", "", single.measures, "",
+             *_tables(single, "One node: "), *_tables(cluster, "Cluster: "),
              "| metric | one node: ours | baseline | ratio | cluster: ours | baseline | ratio "
              "| cluster ÷ one node (ours) | baseline is |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]

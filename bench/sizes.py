@@ -21,7 +21,7 @@ class Sizes:
     snapshot_endpoints: int = 20
     sessions_per_view: int = 20
     # 2. push latency
-    push_sockets: tuple[int, ...] = (100, 1000, 5000)
+    push_sockets: tuple[int, ...] = (100, 1000, 5000, 10000)
     push_rates: tuple[int, ...] = (100, 1000)  # events/s
     sockets_per_account: int = 10  # 1 manager + users on their own endpoints
     # 3. fan-out

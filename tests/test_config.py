@@ -65,3 +65,10 @@ def test_live_digest_every_is_a_count_of_patches_or_zero() -> None:
     assert load_settings({"APP_ENV": "test", "LIVE_DIGEST_EVERY": "0"}).live_digest_every == 0
     with pytest.raises(ConfigError, match="LIVE_DIGEST_EVERY"):
         load_settings({"APP_ENV": "test", "LIVE_DIGEST_EVERY": "-1"})
+
+
+def test_gc_policy_is_a_setting() -> None:
+    assert load_settings({"APP_ENV": "test"}).gc_policy == "freeze"
+    assert load_settings({"APP_ENV": "test", "GC_POLICY": "default"}).gc_policy == "default"
+    with pytest.raises(ConfigError, match="GC_POLICY"):
+        load_settings({"APP_ENV": "test", "GC_POLICY": "off"})

@@ -1,0 +1,140 @@
+"""app.gc_policy on the real collector of this process (installed, then handed back)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from app.gc_policy import GcPolicy
+
+
+class Node:
+    """A reference cycle's member (a closed connection's objects refer to each other like this)."""
+
+    def __init__(self) -> None:
+        self.other: object = self
+
+
+def _tracked(obj: object) -> bool:
+    """Whether a collection would look at `obj` (frozen objects are in no generation)."""
+    return any(o is obj for o in gc.get_objects())
+
+
+def _grow() -> list[Node]:
+    """As many new objects as the frozen set holds, made with automatic collections off (they
+    would hand the set back while the objects are made, before the test looks)."""
+    gc.disable()
+    try:
+        return [Node() for _ in range(gc.get_freeze_count())]
+    finally:
+        gc.enable()
+
+
+@pytest.fixture
+def policy(request: pytest.FixtureRequest) -> Iterator[GcPolicy]:
+    share = getattr(request, "param", "default")
+    # "eager": the set is handed back once half of it was frozen anew, however small the process
+    p = GcPolicy(reclaim_share=0.5, reclaim_floor=0) if share == "eager" else GcPolicy()
+    p.install()
+    try:
+        yield p
+    finally:
+        p.uninstall()
+
+
+def test_what_start_up_made_is_frozen_and_handed_back_on_uninstall() -> None:
+    before = Node()
+    p = GcPolicy()
+    p.install()
+    try:
+        assert gc.get_freeze_count() > 0
+        assert not _tracked(before)
+    finally:
+        p.uninstall()
+    assert gc.get_freeze_count() == 0
+    assert _tracked(before)
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_garbage_made_since_is_collected(policy: GcPolicy) -> None:
+    alive = Node()
+    garbage = Node()
+    gone = weakref.ref(garbage)
+    del garbage
+    assert _tracked(alive)  # made after install: young
+    gc.collect()
+    assert gone() is None  # cyclic garbage that was never frozen: collected as usual
+    assert not _tracked(alive)  # survived a full collection: the next ones skip it
+
+
+def test_survivors_of_young_collections_wait_for_the_next_full_one(policy: GcPolicy) -> None:
+    alive = Node()
+    garbage = Node()
+    gone = weakref.ref(garbage)
+    del garbage
+    gc.collect(1)
+    assert gone() is None
+    assert _tracked(alive)  # promoted, not frozen: the next full collection looks at it once
+    gc.collect()
+    assert not _tracked(alive)
+
+
+def test_frozen_objects_that_die_by_reference_count_go_at_once(policy: GcPolicy) -> None:
+    lone = [object()]  # no cycle (a list takes no weakref: count the frozen set instead)
+    gc.collect()
+    assert not _tracked(lone)
+    frozen = gc.get_freeze_count()
+    del lone
+    assert gc.get_freeze_count() == frozen - 1
+
+
+@pytest.mark.parametrize("policy", ["eager"], indirect=True)
+def test_frozen_cyclic_garbage_is_reclaimed_once_the_set_grew_by_the_share(policy: GcPolicy) -> None:
+    cycle = Node()
+    gone = weakref.ref(cycle)
+    gc.collect()  # alive: frozen
+    del cycle  # now frozen cyclic garbage, which a collection skips
+    assert gone() is not None
+    grown = _grow()
+    gc.collect()  # the set grew past the share (half here): handed back for the next full collection
+    gc.collect()  # which walks everything
+    assert gone() is None
+    assert policy.counts.reclaims >= 1
+    assert policy.counts.frozen_after_reclaim == gc.get_freeze_count()
+    assert grown
+
+
+def test_below_the_share_frozen_garbage_waits(policy: GcPolicy) -> None:
+    cycle = Node()
+    gone = weakref.ref(cycle)
+    gc.collect()
+    del cycle
+    gc.collect()
+    gc.collect()
+    assert gone() is not None  # one small cycle is far from a quarter of this process's heap
+    assert policy.counts.reclaims == 0
+
+
+def test_a_negative_share_is_refused() -> None:
+    with pytest.raises(ValueError, match="reclaim_share"):
+        GcPolicy(reclaim_share=-0.1)
+
+
+@pytest.mark.parametrize("policy", ["eager"], indirect=True)
+async def test_in_an_event_loop_the_whole_heap_collection_runs_at_the_next_turn(policy: GcPolicy) -> None:
+    cycle = Node()
+    gc.collect()
+    await asyncio.sleep(0)  # frozen, and whatever the first collection asked for has run
+    gone = weakref.ref(cycle)
+    del cycle  # frozen cyclic garbage
+    grown = _grow()  # past the share (half) at the next full collection
+    reclaims = policy.counts.reclaims
+    gc.collect()  # skips the frozen cycle, freezes `grown`, hands the set back
+    assert gone() is not None
+    await asyncio.sleep(0)  # the loop's next turn: the whole-heap collection
+    assert gone() is None
+    assert policy.counts.reclaims == reclaims + 1
+    assert grown
