@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.apidocs import routes as apidocs
 from app.config import Settings, load_settings
-from app.gc_policy import GcPolicy
+from app.gc_policy import GcPauses, GcPolicy
 from app.ingest.events import EventIngest
 from app.auth.jwks import build_verifier
 from app.live.broker import Broker
@@ -61,7 +61,7 @@ def build_services(settings: Settings, redis: Redis) -> Services:
         origins=OriginPolicy(settings),
         events=EventIngest(store),
         twilio=webhooks,
-        metrics=metrics.Metrics(store, hub),
+        metrics=metrics.Metrics(store, hub, gc_pauses=GC_PAUSES, gc_policy=GC),
         sweeper=Sweeper(store, webhooks.ingest, CallsApi(settings), settings),
         presence=presence,
     )
@@ -69,6 +69,7 @@ def build_services(settings: Settings, redis: Redis) -> Services:
 
 LIVE_PATH = "/sessions/live"
 GC = GcPolicy()  # this process's (installed by `serving`)
+GC_PAUSES = GcPauses()  # how long its collections took (installed by `serving`, whatever the policy)
 
 
 class App(Starlette):
@@ -150,6 +151,7 @@ def serving(settings: Settings) -> Callable[[], Starlette]:
     def factory() -> Starlette:
         configure_logging(settings)
         built = create_app(settings)
+        GC_PAUSES.install()
         if settings.gc_policy == "freeze":
             GC.install()
         return built

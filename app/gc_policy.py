@@ -41,9 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
+
+from app.observability.tally import LATENCY_BUCKETS, Histogram
 
 RECLAIM_SHARE = 0.25  # CPython's own threshold for a full collection (a quarter of the old generation)
 RECLAIM_FLOOR = 10_000  # objects frozen anew before the whole heap is walked, at the least
@@ -127,6 +130,33 @@ class GcPolicy:
             gc.unfreeze()
             self._reclaiming = True
             _soon(gc.collect)
+
+
+class GcPauses:
+    """How long each collection held the event loop, by generation (GET /metrics), whatever the
+    policy: so `GC_POLICY=default` and `freeze` can be compared in production too."""
+
+    def __init__(self) -> None:
+        self.seconds = {generation: Histogram(LATENCY_BUCKETS) for generation in range(3)}
+        self._started = 0.0
+        self._installed = False
+
+    def install(self) -> None:
+        """Before the policy's, so its own work after a collection is not counted as the pause."""
+        if not self._installed:
+            self._installed = True
+            gc.callbacks.insert(0, self._on_gc)
+
+    def uninstall(self) -> None:
+        if self._installed:
+            self._installed = False
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]].observe(time.perf_counter() - self._started)
 
 
 def _soon(fn: Callable[[], object]) -> None:

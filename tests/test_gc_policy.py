@@ -138,3 +138,20 @@ async def test_in_an_event_loop_the_whole_heap_collection_runs_at_the_next_turn(
     assert gone() is None
     assert policy.counts.reclaims == reclaims + 1
     assert grown
+
+
+def test_pauses_are_timed_per_generation_against_the_real_collector() -> None:
+    from app.gc_policy import GcPauses
+
+    pauses = GcPauses()
+    pauses.install()
+    try:
+        full = sum(pauses.seconds[2].counts)
+        gc.collect(0)
+        gc.collect()
+        assert sum(pauses.seconds[2].counts) == full + 1 and sum(pauses.seconds[0].counts) >= 1
+        assert pauses.seconds[2].total > 0
+    finally:
+        pauses.uninstall()
+    gc.collect()
+    assert sum(pauses.seconds[2].counts) == full + 1  # no longer following

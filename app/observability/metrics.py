@@ -1,5 +1,5 @@
 """`GET /metrics`: the Prometheus text format, read at scrape time from counters the
-code already keeps (the hub's stats, the Redis writer's, `TALLY`); nothing is
+code already keeps (the hub's stats, the Redis writer's, `TALLY`, the garbage collector's); nothing is
 computed on the request path for it. Each process serves its own."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, GCCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.auth.tokens import api_key_matches
+from app.gc_policy import GcPauses, GcPolicy
 from app.live.hub import Hub
 from app.observability.tally import TALLY, Histogram, Tally
 from app.redis_io import REDIS_DOWN
@@ -38,10 +39,13 @@ def _histogram(name: str, doc: str, hist: Histogram, labels: dict[str, str] | No
 
 
 class ServiceCollector(Collector):
-    def __init__(self, store: SessionStore, hub: Hub, tally: Tally = TALLY) -> None:
+    def __init__(self, store: SessionStore, hub: Hub, tally: Tally = TALLY, gc_pauses: GcPauses | None = None,
+                 gc_policy: GcPolicy | None = None) -> None:
         self._store = store
         self._hub = hub
         self._tally = tally
+        self._gc_pauses = gc_pauses
+        self._gc_policy = gc_policy
         self.dead_letters: int | None = None  # read from Redis by the route before each scrape
 
     def collect(self) -> Iterator[Metric]:
@@ -80,9 +84,28 @@ class ServiceCollector(Collector):
         yield ages
         yield from self._live(t)
         yield from _sweep(t)
+        yield from self._gc()
         if self.dead_letters is not None:
             yield GaugeMetricFamily(f"{PREFIX}_dead_letters", "Twilio callbacks held as dead letters "
                                     "(shared by every process)", value=self.dead_letters)
+
+    def _gc(self) -> Iterator[Metric]:
+        """The collector's pauses (app.gc_policy; the counts per generation are prometheus_client's
+        `python_gc_*`). Nothing here walks the heap: the frozen size is the policy's own count."""
+        if self._gc_pauses is not None:
+            pauses = HistogramMetricFamily(f"{PREFIX}_gc_pause_seconds", "How long each garbage collection "
+                                           "held the event loop, by generation (2: full)", labels=["generation"])
+            for generation, hist in self._gc_pauses.seconds.items():
+                _histogram("", "", hist, {"generation": str(generation)}, pauses)
+            yield pauses
+        policy = self._gc_policy
+        if policy is not None and policy.installed:
+            c = policy.counts
+            yield CounterMetricFamily(f"{PREFIX}_gc_reclaims", "Whole-heap collections of the frozen set "
+                                      "(GC_POLICY=freeze)", value=c.reclaims)
+            yield GaugeMetricFamily(f"{PREFIX}_gc_frozen_objects", "Objects the policy has frozen: the set when "
+                                    "last made whole plus what was frozen since (deaths not subtracted)",
+                                    value=c.frozen_after_reclaim + c.frozen_since)
 
     def _live(self, t: Tally) -> Iterator[Metric]:
         hub = self._hub
@@ -146,15 +169,18 @@ def _sweep(t: Tally) -> Iterator[Metric]:
 
 
 class Metrics:
-    """This process's registry: the service's counters and the process's (RSS, CPU, open fds)."""
+    """This process's registry: the service's counters, the process's (RSS, CPU, open fds) and its
+    garbage collector's (prometheus_client's counts, our pause times)."""
 
     __slots__ = ("collector", "registry")
 
-    def __init__(self, store: SessionStore, hub: Hub) -> None:
+    def __init__(self, store: SessionStore, hub: Hub, *, gc_pauses: GcPauses | None = None,
+                 gc_policy: GcPolicy | None = None) -> None:
         self.registry = CollectorRegistry()
-        self.collector = ServiceCollector(store, hub)
+        self.collector = ServiceCollector(store, hub, gc_pauses=gc_pauses, gc_policy=gc_policy)
         self.registry.register(self.collector)
         ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
 
 async def metrics(request: Request) -> Response:

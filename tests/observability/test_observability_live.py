@@ -74,6 +74,10 @@ async def run_traffic(server: ServiceProcess, client: LiveClient, good: str, for
     assert metrics[("callstate_event_time_to_write_seconds_count", (("source", "events"),))] >= 1
     assert metrics[("callstate_live_connections", (("transport", "websocket"),))] == 1
     assert metrics[("callstate_live_starts_total", (("outcome", "snapshot"),))] == 1
+    # The serving process's collector: the policy's start-up collections were timed, as full ones.
+    assert metrics[("callstate_gc_pause_seconds_count", (("generation", "2"),))] >= 2
+    assert metrics[("python_gc_collections_total", (("generation", "2"),))] >= 2
+    assert metrics[("callstate_gc_frozen_objects", ())] > 10_000
     assert sum(v for (name, labels), v in metrics.items()
                if name == "callstate_ingest_rejected_total" and ("route", "/twilio/status") in labels) == 1
 
