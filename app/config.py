@@ -92,6 +92,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # published within lease + interval of a connection's end, its process killed included.
     presence_lease_seconds: float = 10.0
     presence_interval_seconds: float = 2.0
+    presence_leave_grace_seconds: float = 5.0  # an ended connection stays present this long for a reconnect
     # State digests (docs/protocol.md "State digest"): on every snapshot and ping, and on every
     # this-many-th patch to a connection; 0 turns them off (and the view read a resume makes for one).
     live_digest_every: int = 50
@@ -140,6 +141,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("production needs a shared Redis: set REDIS_URL (or REDIS_SENTINELS)")
         if self.redis_wait_replicas < 0 or self.redis_wait_timeout_ms <= 0:
             raise ConfigError("REDIS_WAIT_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
+        if self.presence_leave_grace_seconds < 0:
+            raise ConfigError(f"PRESENCE_LEAVE_GRACE_SECONDS must be >= 0, not {self.presence_leave_grace_seconds}")
         if not 0 < 2 * self.presence_interval_seconds <= self.presence_lease_seconds:
             raise ConfigError("PRESENCE_INTERVAL_SECONDS must be > 0 and at most half of PRESENCE_LEASE_SECONDS "
                               "(a lease must outlive a missed renewal)")

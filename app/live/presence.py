@@ -100,17 +100,20 @@ class Attendance:
 
 class Presence:
     def __init__(self, store: PresenceStore, *, lease_seconds: float, interval_seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 leave_grace_seconds: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self.lease_seconds = lease_seconds
         self.interval_seconds = interval_seconds
+        self.leave_grace_seconds = leave_grace_seconds
         self._clock = clock
         self.process_id = os.urandom(6).hex()
         self._numbers = itertools.count(1)
         self._leases: dict[str, dict[str, Lease]] = {}  # account -> connection id -> lease
-        # Leases of connections that ended since the last tick: they leave in the tick's write,
-        # unless a new connection of the same endpoint takes one over first (a reconnect).
+        # Leases of connections that ended: they leave in the first tick's write at least
+        # `leave_grace_seconds` after, and are renewed until then, unless a new connection of the
+        # same endpoint and holder takes one over first (a reconnect, a resume storm).
         self._ended: dict[str, dict[str, Lease]] = {}
+        self._ended_at: dict[str, float] = {}  # connection id -> when it ended
         self._watchers: dict[str, set[Watcher]] = {}
         self._ticked: dict[str, int] = {}  # account -> the version its last tick read
         self._task: asyncio.Task[None] | None = None
@@ -141,6 +144,7 @@ class Presence:
             task.cancel()
         await asyncio.gather(*self._reads, return_exceptions=True)
         leases, self._leases, ended, self._ended = self._leases, {}, self._ended, {}
+        self._ended_at.clear()
         for account in dict.fromkeys([*leases, *ended]):
             gone = [*leases.get(account, {}), *ended.get(account, {})]
             try:
@@ -173,6 +177,7 @@ class Presence:
             for connection_id, lease in ended.items():
                 if lease.endpoint_id == endpoint_id and lease.holder == holder:
                     del ended[connection_id]
+                    self._ended_at.pop(connection_id, None)
                     if not ended:
                         del self._ended[principal.account_id]
                     self._leases.setdefault(lease.account_id, {})[connection_id] = lease
@@ -198,6 +203,7 @@ class Presence:
             self._leases.pop(lease.account_id, None)
         if not now:
             self._ended.setdefault(lease.account_id, {})[lease.connection_id] = lease
+            self._ended_at[lease.connection_id] = self._clock()
             return
         try:
             await self._store.leave(lease.account_id, [lease.connection_id])
@@ -213,7 +219,18 @@ class Presence:
         again any lease found gone (this process was paused past its lease)."""
         now = self._clock()
         renew = {account: list(held) for account, held in self._leases.items()}
-        ended, self._ended = self._ended, {}
+        ended: dict[str, dict[str, Lease]] = {}  # leaving now: their grace is over
+        for account, gone in list(self._ended.items()):
+            over = {c: lease for c, lease in gone.items() if now - self._ended_at.get(c, now) >= self.leave_grace_seconds}
+            for connection_id in over:
+                del gone[connection_id]
+                self._ended_at.pop(connection_id, None)
+            if over:
+                ended[account] = over
+            if gone:  # still in their grace: kept alive for a reconnect to take over
+                renew.setdefault(account, []).extend(gone)
+            else:
+                del self._ended[account]
         watched = [account for account, watchers in self._watchers.items() if watchers]
         try:
             ticked = await self._store.tick(renew, watched, now_ms=rules.now_ms(now),
@@ -222,6 +239,7 @@ class Presence:
         except BaseException:
             for account, gone in ended.items():  # they leave at the next tick (or their leases run out)
                 self._ended.setdefault(account, {}).update(gone)
+                self._ended_at.update(dict.fromkeys(gone, now - self.leave_grace_seconds))
             raise
         for account, result in ticked.items():
             for connection_id in result.missing:
@@ -329,4 +347,5 @@ class Presence:
 
 def build_presence(store: PresenceStore, settings: Settings) -> Presence:
     return Presence(store, lease_seconds=settings.presence_lease_seconds,
-                    interval_seconds=settings.presence_interval_seconds)
+                    interval_seconds=settings.presence_interval_seconds,
+                    leave_grace_seconds=settings.presence_leave_grace_seconds)

@@ -127,6 +127,33 @@ async def test_a_reconnect_before_the_next_tick_takes_the_lease_over_and_nobody_
     assert a.presence.lease_count == 2
 
 
+async def test_an_ended_lease_stays_through_its_grace_renewed_then_leaves(world: tuple[Process, Process, Clock]) -> None:
+    """PRESENCE_LEAVE_GRACE_SECONDS: a reconnect after a tick (within the grace) still takes the
+    lease over; once the grace is over, the next tick leaves it."""
+    a, b, clock = world
+    a.presence.leave_grace_seconds = 5.0
+    first = await a.presence.arrive(principal("alice", "E1"))
+    manager = await watching(b, MANAGER)
+    assert names((await heard(manager))["present"]) == ["E1"] and first is not None
+    await a.presence.depart(first)
+    for _ in range(2):  # ticks within the grace renew the ended lease: no leave
+        clock.now += INTERVAL
+        await a.presence.tick()
+    assert [e.endpoint_id for e in (await b.presence.roster(MANAGER)).entries] == ["E1"]
+    again = await a.presence.arrive(principal("alice", "E1"))  # 4 s after: taken over
+    assert again == first
+    await a.presence.depart(first)
+    clock.now += 4.9
+    await a.presence.tick()
+    await nothing_else(manager, a)  # still in its grace: no leave yet
+    clock.now += 0.1  # the grace is over
+    await a.presence.tick()
+    left = await heard(manager)
+    assert left["left"]["endpointId"] == "E1"
+    assert [e.endpoint_id for e in (await b.presence.roster(MANAGER)).entries] == ["EZ"]
+    assert a.presence.lease_count == 1  # EZ's
+
+
 async def test_an_ended_lease_is_not_taken_over_by_another_holder_and_leaves_at_the_tick(
         world: tuple[Process, Process, Clock]) -> None:
     a, b, _ = world
