@@ -23,7 +23,8 @@ from tests.support.processes import ServiceProcess, service_pair
 pytestmark = pytest.mark.cluster_too  # every test here runs on one node and on a Redis Cluster
 
 LEASE, INTERVAL = 1.0, 0.25
-ENV = {"PRESENCE_LEASE_SECONDS": str(LEASE), "PRESENCE_INTERVAL_SECONDS": str(INTERVAL)}
+ENV = {"PRESENCE_LEASE_SECONDS": str(LEASE), "PRESENCE_INTERVAL_SECONDS": str(INTERVAL),
+       "PRESENCE_LEAVE_GRACE_SECONDS": "0.5"}
 HANG = 30.0  # far past the leave bound (LEASE + INTERVAL); only a broken build waits this long
 
 

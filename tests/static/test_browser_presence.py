@@ -19,7 +19,7 @@ from tests.support.processes import ServiceProcess, service_pair
 pytest_plugins = ["tests.support.browser"]
 ACME = DEMO_CAST.demo
 ALICE, BOB = ACME.agents[0], ACME.agents[1]
-ENV = {"PRESENCE_LEASE_SECONDS": "1", "PRESENCE_INTERVAL_SECONDS": "0.25"}
+ENV = {"PRESENCE_LEASE_SECONDS": "1", "PRESENCE_INTERVAL_SECONDS": "0.25", "PRESENCE_LEAVE_GRACE_SECONDS": "0.5"}
 HANG_MS = 30_000
 
 
