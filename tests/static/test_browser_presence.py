@@ -63,7 +63,7 @@ def test_a_managers_console_shows_who_is_connected_and_drops_a_killed_processes_
         a.stop("kill")  # Alice's console is connected to a, which dies without a word
         expect(page.locator(f'#present li[data-endpoint="{ALICE.endpoint_id}"]')).to_have_count(0, timeout=HANG_MS)
         expect(page.locator(f'#present li[data-endpoint="{BOB.endpoint_id}"]')).to_contain_text(BOB.name)
-        bob_page.close()  # a closed tab leaves at once
+        bob_page.close()  # a closed tab leaves after its grace (0.5 s here)
         expect(present).to_have_count(0, timeout=HANG_MS)
         expect(page.locator("#present-none")).to_be_visible()
     finally:
