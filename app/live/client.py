@@ -79,10 +79,12 @@ class Limits:
     write_timeout: float
     max_message_bytes: int
     timing: Timing
+    transport: str  # what GET /live/connections calls it: websocket (two-way) or sse
 
     @classmethod
     def of(cls, settings: Settings, *, two_way: bool) -> Limits:
         return cls(
+            transport="websocket" if two_way else "sse",
             queue_max_bytes=settings.live_queue_max_bytes,
             write_timeout=settings.live_write_timeout,
             max_message_bytes=settings.live_max_message_bytes,
@@ -363,8 +365,7 @@ class Connection:
         self.state.authenticated(principal.expires_at, self._clock())
         self._arm()
         try:
-            who = Who(self._hub.connection_id(), principal.user_id, principal.endpoint_id,
-                      "websocket" if self._limits.timing.pong_timeout is not None else "sse")
+            who = Who(self._hub.connection_id(), principal.user_id, principal.endpoint_id, self._limits.transport)
             self.sub = await self._hub.open(Viewer.of(principal), self.outbox, since, who=who)
         except Draining:
             return Close.of(CloseCode.SHUTDOWN)
