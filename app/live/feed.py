@@ -476,6 +476,8 @@ class Feed:
                 return
         self._stats.conflated += 1
         sub.offered = sub.cursor
+        if sub.acked >= 0 and sub.pending_ms is None:  # it is waiting for an ack again
+            sub.pending_ms = self._arrival_after(sub.acked)
         sub.outbox.conflated(merged)
 
     async def _reset(self, subs: list[Subscriber]) -> None:

@@ -298,8 +298,43 @@ async def test_acks_measure_lag_and_an_acker_too_far_behind_is_held_then_conflat
         assert merged["cursor"] == 4 and len(merged["ops"]) == 1
         assert jsonpatch.apply_patch(state, merged["ops"]) == await view_of(store, MANAGER)
         assert box.conflations == 1 and [s.who for s, _ in h.connections("A")] == [sub.who]
+
+        # Held again, and then it stops acknowledging: after 10 s the position check lets it go
+        # back to the queue's own bound, and the held changes come as one patch.
+        state = jsonpatch.apply_patch(state, merged["ops"])
+        now[0] += 1.0
+        await store.commit("A", "S1", setting(display_name="five"), arrived_ms=int(now[0] * 1000))
+        await store.commit("A", "S1", setting(display_name="six"), arrived_ms=int(now[0] * 1000))
+        await asyncio.sleep(0.3)
+        assert len(box) == 0 and box.conflate_from is not None
+        now[0] += 11.0
+        feed.check()
+        released = await take(box)
+        assert released["cursor"] == 6
+        assert jsonpatch.apply_patch(state, released["ops"]) == await view_of(store, MANAGER)
     finally:
         await h.stop()
+
+
+async def test_a_conflation_sends_a_snapshot_when_that_is_smaller(hub: Hub, store: SessionStore) -> None:
+    """Sessions that ended while the client read nothing: the merged patch would carry each one's
+    final form and its remove; the snapshot is empty, so that is what it gets."""
+    for n in range(6):
+        await store.commit("A", f"S{n}", setting(endpoint_id="E1", display_name=str(n) * 300))
+    box = Outbox(2_000)
+    await hub.open(MANAGER, box, None)
+    state = json.loads((await take_raw(box)).text)["sessions"]
+    assert len(state) == 6
+    for n in range(6):
+        await store.commit("A", f"S{n}", setting(ended=True, call_state="Disconnected", display_name="y" * 300))
+    reset = await take(box)  # read when the overflow came: the last changes may follow as patches
+    assert reset["type"] == "snapshot" and reset.get("reset") is True and len(reset["sessions"]) < len(state)
+    state, cursor = reset["sessions"], reset["cursor"]
+    while cursor < 12:
+        message = await take(box)
+        assert message["type"] == "patch"
+        state, cursor = jsonpatch.apply_patch(state, message["ops"]), message["cursor"]
+    assert state == await view_of(store, MANAGER) == {}
 
 
 async def test_resumes_of_one_account_share_one_view_read_for_their_digests(store: SessionStore,
