@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Mapping
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.apidocs import routes as apidocs
 from app.config import Settings, load_settings
@@ -39,7 +38,7 @@ from app.services import Services
 from app.sweep.calls_api import CallsApi
 from app.sweep.sweeper import Sweeper
 from app.web.snapshot_cache import SnapshotReads, Snapshots
-from app.web import connections, console, errors, events, health, live, presence, sessions, sweep, twilio
+from app.web import connections, console, direct, errors, events, health, live, presence, sessions, sweep, twilio
 from app.web.origins import ClientCors, OriginPolicy
 from app.web.twilio import TwilioWebhooks
 
@@ -74,18 +73,31 @@ GC_PAUSES = GcPauses()  # how long its collections took (installed by `serving`,
 
 class App(Starlette):
     """The service's ASGI app. WebSocket handshakes on `/sessions/live` go straight to the
-    live handler (it handles its own refusals with the app's exception handlers); everything
-    else, SSE and long-poll on the same paths included, goes through Starlette's middleware
-    and router. A live socket lives for hours: this way no middleware or routing coroutine,
-    scope copy or Starlette `WebSocket` stays alive with it. (`__call__` stays a coroutine
-    function: servers tell ASGI 3 from ASGI 2 by it.)"""
+    live handler (it handles its own refusals with the app's exception handlers), and
+    `GET /sessions/active` and the Twilio webhooks to their handlers inside the app's
+    middleware (app.web.direct);
+    everything else, SSE and long-poll on the same paths included, goes through Starlette's
+    middleware and router. A live socket lives for hours: this way no middleware or routing
+    coroutine, scope copy or Starlette `WebSocket` stays alive with it. (`__call__` stays a
+    coroutine function: servers tell ASGI 3 from ASGI 2 by it.)"""
+
+    def __init__(self, *, direct: Mapping[tuple[str, str], ASGIApp] | None = None, **starlette: Any) -> None:
+        super().__init__(**starlette)
+        self.direct = dict(direct or {})  # (method, path): the routes served beside the router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and _route_path(scope) == LIVE_PATH:
+        kind = scope["type"]
+        if kind == "http":
+            direct = self.direct.get((scope["method"], _route_path(scope)))
+            if direct is not None:
+                scope["app"] = self
+                await direct(scope, receive, send)
+                return
+        elif kind == "websocket" and _route_path(scope) == LIVE_PATH:
             scope["app"] = self
             await live.live_socket(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _route_path(scope: Scope) -> str:
@@ -127,16 +139,16 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
 
     allowed = svc.origins.allowed
     cors = [Middleware(ClientCors, origins=allowed)] if allowed else []  # app.web.origins
+    middleware = [Middleware(AccessMiddleware), *cors]
+    hot = {("GET", sessions.READ_PATH): direct.endpoint(sessions.get_active_sessions, errors.HANDLERS),
+           **{("POST", path): direct.asgi_endpoint(hook, errors.HANDLERS) for path, hook in twilio.WEBHOOKS.items()}}
     app = App(
+        direct={key: direct.wrapped(endpoint, middleware) for key, endpoint in hot.items()},
         routes=[*health.routes(), *events.routes(), *sessions.routes(), *live.routes(), *presence.routes(),
                 *connections.routes(), *twilio.routes(), *console.routes(), *apidocs.routes(), *metrics.routes(),
                 *sweep.routes()],
-        middleware=[Middleware(AccessMiddleware), *cors],
-        exception_handlers={
-            **errors.HANDLERS,
-            HTTPException: errors.http_exception,
-            Exception: errors.unexpected,
-        },
+        middleware=middleware,
+        exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
     app.state.services = svc

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -100,4 +101,6 @@ HANDLERS = {
     BatchInvalid: batch_invalid,
     CallbackInvalid: callback_invalid,
     StoreUnavailable: store_unavailable,
+    HTTPException: http_exception,
+    Exception: unexpected,
 }

@@ -17,12 +17,13 @@ from app.services import Services, services
 from app.web.snapshot_cache import Snapshot, key_for
 from app.domain.visibility import Viewer, visible_sessions
 from app.web.errors import ApiError, request_format
-from app.web.requests import bearer_from_header, bearer_token
+from app.web.requests import bearer_credential, bearer_from_header
 
 OPERATIONS: Final = {"getactivesessions": "GetActiveSessions", "getmysessions": "GetMySessions"}
 FORMATS: Final = ("json", "xml", "jsv", "csv")
 _decode_session = msgspec.json.Decoder(SessionInfo).decode
 CACHE_CONTROL: Final = "private, no-cache"
+READ_PATH: Final = "/sessions/active"  # the most frequent request: served beside the router (app.web.direct)
 
 
 def _operation(request: Request) -> str:
@@ -80,20 +81,23 @@ def _operation_and_format(request: Request, wanted: _Wanted) -> tuple[str, Forma
     return found
 
 
-def _token(request: Request, wanted: _Wanted) -> str | None:
-    """`bearer_token`, without building the header map for the usual case."""
+def _token(request: Request, wanted: _Wanted, svc: Services) -> str | None:
+    """`bearer_credential`, without building the header map for the usual case; the cookie
+    only from the service's own pages and the allowed origins (app.web.origins)."""
     if wanted.authorization is not None:
         token = bearer_from_header(wanted.authorization.decode("latin-1"))
         if token is not None:
             return token
-    return bearer_token(request)
+    token, from_cookie = bearer_credential(request)
+    svc.origins.check_cookie_credential(request.scope, from_cookie)
+    return token
 
 
 async def get_active_sessions(request: Request) -> Response:
     wanted = _Wanted(request.scope["headers"])
     op_name, fmt = _operation_and_format(request, wanted)
     svc = services(request)
-    principal = require_role(await svc.authenticate(_token(request, wanted)), USER)
+    principal = require_role(await svc.authenticate(_token(request, wanted, svc)), USER)
     if_none_match = wanted.if_none_match.decode("latin-1") if wanted.if_none_match is not None else None
     reads = svc.reads
     # The account's position now (batched with every other read this turn),
@@ -164,7 +168,7 @@ class _Prebuilt(Response):
 def routes() -> list[Route]:
     both = ["GET", "POST"]
     return [
-        Route("/sessions/active", get_active_sessions, methods=["GET"]),
+        Route(READ_PATH, get_active_sessions, methods=["GET"]),  # HEAD comes here; GET goes direct
         Route("/sessions/active.{ext}", get_active_sessions, methods=["GET"]),
         Route("/sessions/my", get_active_sessions, methods=["GET"]),
         Route("/sessions/my.{ext}", get_active_sessions, methods=["GET"]),

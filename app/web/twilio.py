@@ -106,10 +106,8 @@ def _start_204() -> dict[str, Any]:
 
 status = Webhook("status")
 conference = Webhook("conference")
+WEBHOOKS = {"/twilio/status": status, "/twilio/conference": conference}  # POST, served beside the router too
 
 
 def routes() -> list[Route]:
-    return [
-        Route("/twilio/status", status, methods=["POST"]),
-        Route("/twilio/conference", conference, methods=["POST"]),
-    ]
+    return [Route(path, hook, methods=["POST"]) for path, hook in WEBHOOKS.items()]
