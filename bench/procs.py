@@ -23,6 +23,7 @@ __all__ = [
     "ROOT",
     "TWILIO_TOKEN",
     "BaselineProcess",
+    "BaselineServer",
     "RedisOps",
     "RedisServer",
     "RedisTopology",
@@ -73,6 +74,15 @@ class BaselineProcess(ServiceProcess):
              "--timeout-graceful-shutdown", "5"],
             f"bench-{module}", {"REDIS_URL": redis_url, **service_env(), **(env or {})},
         )
+
+
+class BaselineServer(ServiceProcess):
+    """A baseline that is its own server, not an ASGI app: `python -m bench.baselines.<module>`,
+    listening on HOST:PORT (the raw fan-out ceiling, `websockets`' own asyncio server)."""
+
+    def __init__(self, module: str, redis_url: str) -> None:
+        self._start([sys.executable, "-m", f"bench.baselines.{module}"], f"bench-{module}",
+                    {"REDIS_URL": redis_url, **service_env()})
 
 
 def cpu_seconds(pid: int) -> float:

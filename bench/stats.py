@@ -36,3 +36,9 @@ def ratio(ours: float, baseline: float) -> float:
     if math.isnan(baseline) or math.isnan(ours) or baseline == 0:
         return float("nan")
     return ours / baseline
+
+
+def times(ours: float, baseline: float) -> str:
+    """ours / baseline as a table cell (`0.52x`), `—` when it cannot be computed."""
+    r = ratio(ours, baseline)
+    return "—" if math.isnan(r) else f"{r:.2f}x"

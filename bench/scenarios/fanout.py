@@ -1,6 +1,10 @@
 """3. Fan-out throughput: patch frames delivered per second to many sockets watching the same
 accounts, and server CPU per 1,000 frames; against python-socketio + AsyncRedisManager doing
-the same job (same events, JSON state per room, same sockets).
+the same job (same events, JSON state per room, same sockets), and against the raw ceiling:
+the same frames to the same sockets sent by `websockets`' own server with `broadcast()`
+(bench/baselines/raw_broadcast.py), so the table also says how close the service is to what
+Python does on this machine (issue 14: at least 0.9x of raw's frames/s and CPU per frame at
+every load step both ran).
 
 Two parts per side:
 
@@ -18,12 +22,14 @@ from typing import Any
 from bench import stats
 from bench import world as w
 from bench.context import Context
-from bench.model import ScenarioResult, Target
+from bench.model import ScenarioResult, Table, Target
+from bench.procs import ServiceProcess
 from bench.scenarios import live
 from bench.wsfleet import Fleets
 
 KEEP_UP = 0.9  # delivered frames/s ÷ offered frames/s below this: the side fell behind
 LOST = 0.99  # delivered share of expected frames below this: the side fell behind
+OF_RAW = 0.9  # issue 14: ours at least this share of raw's frames/s, and of its frames per CPU second
 
 
 def _phase(ctx: Context, server: live.Server, fleets: Fleets, world: w.World, rate: int, fan: float,
@@ -62,6 +68,56 @@ def _behind(summ: dict[str, float]) -> bool:
             or summ["closes"] > 0)
 
 
+def common_steps(fixed: int, at_fixed: dict[str, dict[str, float]], steps: dict[str, list[dict[str, float]]],
+                 ours: str, raw: str) -> list[tuple[str, dict[str, float], dict[str, float]]]:
+    """(label, ours, raw) for the fixed load and every ramp rate both sides ran, in ramp order."""
+    raw_at = {r["rate"]: r for r in steps[raw]}
+    return [(f"{fixed:,} ev/s (fixed)", at_fixed[ours], at_fixed[raw])] + [
+        (f"{r['rate']:,.0f} ev/s", r, raw_at[r["rate"]]) for r in steps[ours] if r["rate"] in raw_at]
+
+
+def step_table(fixed: int, at_fixed: dict[str, dict[str, float]], steps: dict[str, list[dict[str, float]]],
+               ours: str, raw: str, other: str) -> Table:
+    """Ours, raw and `other` side by side at every load step ours and raw both ran (`other`'s
+    cells are `—` where it had stopped)."""
+    other_at = {r["rate"]: r for r in steps[other]}
+    rows: list[list[str | float]] = []
+    for i, (label, o, r) in enumerate(common_steps(fixed, at_fixed, steps, ours, raw)):
+        x = at_fixed[other] if i == 0 else other_at.get(o["rate"])
+        rows.append([label, o["offered_frames_per_s"], o["frames_per_s"], r["frames_per_s"],
+                     x["frames_per_s"] if x else "—", stats.times(o["frames_per_s"], r["frames_per_s"]),
+                     o["cpu_ms_per_1000"], r["cpu_ms_per_1000"], x["cpu_ms_per_1000"] if x else "—",
+                     stats.times(o["cpu_ms_per_1000"], r["cpu_ms_per_1000"]), o["p99"], r["p99"]])
+    return Table(
+        f"Per load step: frames/s delivered and push-process CPU (ms) per 1,000 frames, ours vs {raw} "
+        f"(and {other}); ratios ours ÷ raw",
+        ["load step", "offered frames/s", "ours frames/s", "raw frames/s", "socket.io frames/s",
+         "frames/s ours ÷ raw", "ours CPU", "raw CPU", "socket.io CPU", "CPU ours ÷ raw", "ours p99 ms",
+         "raw p99 ms"], rows)
+
+
+def raw_target(fixed: int, at_fixed: dict[str, dict[str, float]], steps: dict[str, list[dict[str, float]]],
+               ours: str, raw: str, raw_fell_behind: bool) -> Target:
+    """Met when, at the fixed load, at every ramp step both ran and at each side's maximum, ours
+    delivers at least OF_RAW of raw's frames/s, and at every step spends at most 1 / OF_RAW of
+    raw's push-process CPU per frame. Reported, never asserted."""
+    pairs = common_steps(fixed, at_fixed, steps, ours, raw)
+    frames = [(label, stats.ratio(o["frames_per_s"], r["frames_per_s"])) for label, o, r in pairs]
+    cpu = [(label, stats.ratio(o["cpu_ms_per_1000"], r["cpu_ms_per_1000"])) for label, o, r in pairs]
+    best_o, best_r = (max(steps[side], key=lambda r: r["frames_per_s"])["frames_per_s"] for side in (ours, raw))
+    best = stats.ratio(best_o, best_r)
+    met = best >= OF_RAW and all(f >= OF_RAW for _, f in frames) and all(c <= 1 / OF_RAW for _, c in cpu)
+    return Target(
+        f"Fan-out at least {OF_RAW:g}x of the raw ceiling ({raw}) in frames/s and in CPU per frame at "
+        "every load step (issue 14)",
+        met,
+        f"max frames/s {best:.2f}x of raw ({best_o:,.0f} vs {best_r:,.0f}); frames/s ours ÷ raw: "
+        + ", ".join(f"{label} {f:.2f}x" for label, f in frames)
+        + f"; push-process CPU per frame ours ÷ raw (met at ≤ {1 / OF_RAW:.2f}x): "
+        + ", ".join(f"{label} {c:.2f}x" for label, c in cpu)
+        + ("" if raw_fell_behind else "; raw never fell behind, so its ceiling was not found"))
+
+
 def run(ctx: Context) -> ScenarioResult:
     s = ctx.sizes
     n, accounts = s.fanout_sockets, min(s.fanout_accounts, s.fanout_sockets)
@@ -74,13 +130,16 @@ def run(ctx: Context) -> ScenarioResult:
         "fanout", "3. Fan-out throughput",
         f"{n} sockets in {accounts} accounts (each event reaches {fan:.0f} sockets); {s.duration:g} s at "
         f"{fixed} events/s (fixed load), then the offered rate doubling from {ramp[0]} up to {ramp[-1]} "
-        f"events/s until delivery falls behind (ceiling); baseline python-socketio + AsyncRedisManager")
+        f"events/s until delivery falls behind (ceiling); baselines python-socketio + AsyncRedisManager, "
+        "and the raw ceiling: websockets' own server sending the same frames with broadcast()")
     sio, sio_procs = live.socketio(ctx)
+    raw_procs: list[ServiceProcess] = []
     fleets = Fleets(s.fleets)
     at_fixed: dict[str, dict[str, float]] = {}
     steps: dict[str, list[dict[str, float]]] = {}
     try:
-        for server in (live.service(ctx), sio):
+        raw, raw_procs = live.raw(ctx)
+        for server in (live.service(ctx), sio, raw):
             live.seed_and_subscribe(ctx, res, fleets, server, world, viewers, server.name)
             at_fixed[server.name] = _phase(ctx, server, fleets, world, fixed, fan, f"fan{fixed}{server.kind}")
             steps[server.name] = []
@@ -94,6 +153,7 @@ def run(ctx: Context) -> ScenarioResult:
     finally:
         fleets.stop()
         live.stop(sio_procs)
+        live.stop(raw_procs)
 
     ours_f, base_f = at_fixed["service"], at_fixed["socket.io"]
     res.metric(f"push-process CPU per 1,000 frames @ {fixed} ev/s", "ms", ours_f["cpu_ms_per_1000"],
@@ -120,6 +180,21 @@ def run(ctx: Context) -> ScenarioResult:
                base["cpu_ms_per_1000"], "python-socketio", "lower")
     res.latency["service @ max"] = ours
     res.latency["socket.io @ max"] = base
+    raw_f, raw_best = at_fixed[raw.name], best[raw.name]
+    res.metric("raw ceiling: max frames/s delivered", "frames/s", ours["frames_per_s"], raw_best["frames_per_s"],
+               raw.name)
+    res.metric(f"raw ceiling: push-process CPU per 1,000 frames @ {fixed} ev/s", "ms", ours_f["cpu_ms_per_1000"],
+               raw_f["cpu_ms_per_1000"], raw.name, "lower")
+    res.metric(f"raw ceiling: all-process CPU (push + ingest) per 1,000 frames @ {fixed} ev/s", "ms",
+               ours_f["total_cpu_ms_per_1000"], raw_f["total_cpu_ms_per_1000"], raw.name, "lower")
+    res.metric("raw ceiling: push-process CPU per 1,000 frames at each side's maximum", "ms",
+               ours["cpu_ms_per_1000"], raw_best["cpu_ms_per_1000"], raw.name, "lower")
+    res.metric(f"raw ceiling: p99 @ {fixed} ev/s", "ms", ours_f["p99"], raw_f["p99"], raw.name, "lower")
+    res.metric(f"raw ceiling: bytes per frame @ {fixed} ev/s", "B", ours_f["bytes_per_frame"],
+               raw_f["bytes_per_frame"], raw.name, "lower")
+    res.latency[f"raw @ {fixed} ev/s"] = raw_f
+    res.latency["raw @ max"] = raw_best
+    res.tables.append(step_table(fixed, at_fixed, steps, "service", raw.name, "socket.io"))
     res.raw["measured"] = {"fixed": at_fixed, "ramp": steps, "fell_behind": ceiling}
     for name, runs in steps.items():
         short = [r for r in runs if r["events_per_s"] < KEEP_UP * r["rate"]]
@@ -139,4 +214,5 @@ def run(ctx: Context) -> ScenarioResult:
         f"{fixed} ev/s {ours_f['p99']:.1f} vs {base_f['p99']:.1f} ms"
         + ("" if ceiling["socket.io"] else "; the baseline never fell behind, so its ceiling was not found")
         + ("" if ceiling["service"] else "; ours never fell behind, so its ceiling was not found")))
+    res.targets.append(raw_target(fixed, at_fixed, steps, "service", raw.name, ceiling[raw.name]))
     return res

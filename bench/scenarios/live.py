@@ -1,6 +1,6 @@
-"""What the live scenarios (push, fan-out, memory, resume) share: the two servers side by side
-(the service's `/sessions/live` and the python-socketio baseline), their subscribers, and the
-stamped events that drive them."""
+"""What the live scenarios (push, fan-out, memory, resume) share: the servers side by side (the
+service's `/sessions/live`, the python-socketio baseline, and for fan-out the raw ceiling on
+`websockets`' own server), their subscribers, and the stamped events that drive them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench.context import Context
 from bench.httpclient import request_bytes
 from bench.httpload import HttpLoad, HttpResult
 from bench.model import ScenarioResult
-from bench.procs import BaselineProcess, ServiceProcess, cpu_seconds
+from bench.procs import BaselineProcess, BaselineServer, ServiceProcess, cpu_seconds
 from bench.wsfleet import ClientSpec, Fleets, Setup
 
 EVENT_CONNECTIONS = 16  # sender connections (open loop: a slow server queues, it is not spared)
@@ -66,7 +66,20 @@ def socketio(ctx: Context) -> tuple[Server, list[BaselineProcess]]:
     return Server("socket.io", "socketio", list(procs)), procs
 
 
-def stop(procs: list[BaselineProcess]) -> None:
+def raw(ctx: Context) -> tuple[Server, list[ServiceProcess]]:
+    """The raw fan-out ceiling (bench/baselines/raw_broadcast.py): sockets on `websockets`' own
+    server, events to as many ingest processes as the service has besides its push process. It
+    speaks the part of the service's protocol the fleet reads, so its clients are `callstate` ones."""
+    procs: list[ServiceProcess] = [BaselineServer("raw_broadcast", ctx.redis_url)]
+    try:
+        procs += [BaselineProcess("raw_broadcast", ctx.redis_url) for _ in range(max(1, len(ctx.services) - 1))]
+    except BaseException:
+        stop(procs)
+        raise
+    return Server("websockets.broadcast (raw)", "callstate", procs), procs
+
+
+def stop(procs: list[ServiceProcess]) -> None:
     for p in procs:
         p.stop()
 
@@ -78,8 +91,9 @@ def specs(server: Server, viewers: list[w.Viewer]) -> list[ClientSpec]:
 
 def seed_and_subscribe(ctx: Context, res: ScenarioResult, fleets: Fleets, server: Server, world: w.World,
                        viewers: list[w.Viewer], label: str) -> Setup:
-    """Seed the world's sessions on `server`, then subscribe every viewer's socket, noting slow setups."""
-    w.seed(server.url, world.seed_events())
+    """Seed the world's sessions through `server`'s event path, then subscribe every viewer's socket,
+    noting slow setups."""
+    w.seed(server.event_url, world.seed_events())
     fleets.reset()
     setup = fleets.connect(specs(server, viewers))
     ctx.log(f"  {label}: {len(viewers)} sockets subscribed in {setup.describe()}")

@@ -7,7 +7,6 @@ job in the same topology."""
 
 from __future__ import annotations
 
-import math
 import time
 
 from bench import stats
@@ -35,11 +34,6 @@ def phase_labels(rates: tuple[int, ...]) -> list[str]:
         seen[rate] = seen.get(rate, 0) + 1
         out.append(f"{rate} ev/s" + (f" (#{seen[rate]})" if seen[rate] > 1 else ""))
     return out
-
-
-def _times(ours: float, base: float) -> str:
-    r = stats.ratio(ours, base)
-    return "—" if math.isnan(r) else f"{r:.2f}x"
 
 
 def phase_tag(sockets: int, index: int, rate: int, kind: str) -> str:
@@ -115,7 +109,7 @@ def run(ctx: Context) -> ScenarioResult:
             rows.append([f"{n:,} @ {phases[i]}",
                          *(ours[k] for k in ("p50", "p99", "max")),
                          *(base[k] for k in ("p50", "p99", "max")),
-                         _times(ours["p99"], base["p99"]), _times(ours["max"], base["max"]),
+                         stats.times(ours["p99"], base["p99"]), stats.times(ours["max"], base["max"]),
                          f"{ours['delivered']:.1%} / {base['delivered']:.1%}"])
     res.tables.append(Table(
         "Latency per phase, ms (ours ÷ python-socketio for the ratios)",

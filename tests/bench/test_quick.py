@@ -45,8 +45,8 @@ def test_every_scenario_ran_and_reported_numbers(quick_run: tuple[dict, Path]) -
 def test_targets_are_reported_not_asserted(quick_run: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
     doc, _ = quick_run
     targets = [t for s in doc["scenarios"] for t in s["targets"]]
-    assert len([t for s in doc["scenarios"] if s["redis"] == "single" for t in s["targets"]]) == 5
-    assert len([t for s in doc["scenarios"] if s["redis"] == "cluster" for t in s["targets"]]) == 3
+    assert len([t for s in doc["scenarios"] if s["redis"] == "single" for t in s["targets"]]) == 6
+    assert len([t for s in doc["scenarios"] if s["redis"] == "cluster" for t in s["targets"]]) == 4
     assert all(t["met"] in (True, False, None) and t["detail"] for t in targets)
 
 
