@@ -8,11 +8,12 @@ server (`granian --interface asgi`) installs a loop signal handler in its worker
 shutdown on the same signal, in parallel with the drain. Here SIGTERM (after the drain) and
 SIGINT stop the server; it then closes what is still open, and the lifespan shuts down.
 
-What granian offers differs from uvicorn's options (app.__main__.websocket_options); each is in
-docs/operations.md ("Server"): no inbound message size limit in the frame parser (the app
-refuses an oversized message after reading it, 3504, where uvicorn closed with 1009 before
-buffering it), no per-socket kernel send buffer (LIVE_SOCKET_SEND_BUFFER), no WebSocket
-compression or ping of its own (neither is wanted)."""
+What the live protocol relies on and granian does not give (docs/operations.md, "Server", has
+the table and what was measured): its frame parser has no size limit of ours (an oversized
+message is read, up to 16 MiB, before the app refuses it), it has no hook for the per-socket
+kernel send buffer (LIVE_SOCKET_SEND_BUFFER) nor a way to abort a connection whose reader
+stopped reading, and its `send` always completes on its own thread, so the live pump's
+write-without-a-task path never happens."""
 
 from __future__ import annotations
 
