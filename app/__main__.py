@@ -20,8 +20,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.server == "granian":
         if (args.workers or 1) > 1:
             raise ConfigError("SERVER=granian runs one process (--workers is uvicorn's)")
-        from app.granian_server import serve
-
+        try:
+            from app.granian_server import serve
+        except ModuleNotFoundError as exc:  # granian is in the test and bench extras, not a dependency
+            raise ConfigError(f"SERVER=granian needs {exc.name} installed: pip install 'granian>=2.8,<2.9'") from None
         return serve(settings, args.log_level)
     import uvicorn
 

@@ -21,6 +21,11 @@ import asyncio
 import signal
 from types import FrameType
 
+import uvloop
+from granian.constants import HTTPModes, Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server
+
 from app.composition import serving
 from app.config import Settings
 
@@ -35,17 +40,11 @@ KILL_TIMEOUT = 10
 
 
 def serve(settings: Settings, log_level: str) -> int:
-    import uvloop
-
     uvloop.run(_serve(settings, log_level))
     return 0
 
 
 async def _serve(settings: Settings, log_level: str) -> None:
-    from granian.constants import HTTPModes, Interfaces
-    from granian.log import LogLevels
-    from granian.server.embed import Server
-
     server = Server(
         serving(settings), address=settings.host, port=settings.port, interface=Interfaces.ASGI, factory=True,
         http=HTTPModes.http1, websockets=True, backlog=BACKLOG, backpressure=MAX_CONNECTIONS,

@@ -20,10 +20,10 @@ import time
 import traceback
 from pathlib import Path
 
+from app.config import SERVERS
 from bench import report
 from bench.context import Context
 from bench.model import ScenarioResult
-from app.config import SERVERS
 from bench.procs import REDIS_KINDS, ROOT, ServiceProcess, start_redis, start_services
 from bench.scenarios import ORDER
 from bench.sizes import DEFAULT, QUICK, Sizes
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, server, keys in passes:
         if not keys:
             continue
-        label = pass_label(kind, server, first)
+        label = _pass_label(kind, server, first)
         try:
             _run_pass(args, sizes, kind, server, keys, started, results, errors)
         except Exception as exc:  # noqa: BLE001 - Redis or a service failed: report what was measured
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors else 0
 
 
-def pass_label(kind: str, server: str, first: str) -> str:
+def _pass_label(kind: str, server: str, first: str) -> str:
     """How errors name a pass: `single` (the first server on one node), `cluster`, `granian`."""
     return kind if server == first else server
 
@@ -143,10 +143,10 @@ def _run_pass(args: argparse.Namespace, sizes: Sizes, kind: str, asgi: str, keys
     `key@cluster` on the cluster, `key@granian` under granian)."""
     server = start_redis(kind)
     services: list[ServiceProcess] = []
-    label = pass_label(kind, asgi, args.server[0])
+    label = _pass_label(kind, asgi, args.server[0])
     try:
         ctx = Context(sizes=sizes, redis=server, services=services, started=started, server=asgi)
-        services += start_services(server.url, max(2, sizes.procs), ctx.service_env())
+        services += start_services(server.url, max(2, sizes.procs), ctx.service_env())  # ctx.services is this list
         ctx.log(f"redis {server.url} ({server.label}: masters {server.master_urls}); "
                 f"service under {asgi} on ports {[s.port for s in services]}; sizes {sizes}")
         for key in (k for k in ORDER if k in keys):
