@@ -6,20 +6,29 @@ import argparse
 import sys
 from typing import Any, Literal, TypedDict, cast
 
-from app.config import ConfigError, Settings, load_settings
+from app.config import SERVERS, ConfigError, Settings, load_settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    given = {"host": args.host, "port": args.port, "server": args.server}
+    # The environment and the arguments; fails fast, before the server starts, on bad settings.
+    settings = load_settings(overrides={k: v for k, v in given.items() if v is not None})
+    store = settings.redis_url or "embedded in-process store (no REDIS_URL)"
+    if settings.log_format == "text":  # JSON logs: every line on the output is a log object
+        print(f"serving on http://{settings.host}:{settings.port}  store: {store}  env: {settings.env}  "
+              f"server: {settings.server}", flush=True)
+    if settings.server == "granian":
+        if (args.workers or 1) > 1:
+            raise ConfigError("SERVER=granian runs one process (--workers is uvicorn's)")
+        try:
+            from app.granian_server import serve
+        except ModuleNotFoundError as exc:  # granian is in the test and bench extras, not a dependency
+            raise ConfigError(f"SERVER=granian needs {exc.name} installed: pip install 'granian>=2.8,<2.9'") from None
+        return serve(settings, args.log_level)
     import uvicorn
 
     from app.composition import serving
 
-    given = {"host": args.host, "port": args.port}
-    # The environment and the arguments; fails fast, before uvicorn starts, on bad settings.
-    settings = load_settings(overrides={k: v for k, v in given.items() if v is not None})
-    store = settings.redis_url or "embedded in-process store (no REDIS_URL)"
-    if settings.log_format == "text":  # JSON logs: every line on the output is a log object
-        print(f"serving on http://{settings.host}:{settings.port}  store: {store}  env: {settings.env}", flush=True)
     workers = (args.workers or 1) if settings.redis_url else 1
     # Worker processes import the app by name, as the Procfile does, and read the same
     # environment; the arguments (host, port) only bind the socket, which the parent does.
@@ -158,6 +167,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=None, help="processes (needs REDIS_URL)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--server", choices=SERVERS, help="the ASGI server (default: SERVER, else uvicorn)")
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="mint a signed dev JWT")

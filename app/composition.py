@@ -25,7 +25,6 @@ from app.live.broker import Broker
 from app.live.client import LiveLimits
 from app.live.hub import build_hub
 from app.live.presence import build_presence
-from app.live.uvicorn_ws import LiveWebSocketProtocol
 from app.live.signals import drain_on_sigterm
 from app.observability import metrics
 from app.observability.access import AccessMiddleware
@@ -121,7 +120,6 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
             await client.ready()
         except REDIS_DOWN as exc:  # Redis not up yet: /health says so, and the first use retries
             logging.getLogger("app").warning("Redis not reachable at start-up: %s", exc)
-        LiveWebSocketProtocol.send_buffer_bytes = settings.live_socket_send_buffer  # before any socket
         await hub.start()
         await svc.sweeper.start()  # no call stuck forever (app/sweep/): the first pass after one interval
         await svc.presence.start()
@@ -156,13 +154,20 @@ def create_app(settings: Settings, redis: Redis | Any | None = None) -> Starlett
 
 
 def serving(settings: Settings) -> Callable[[], Starlette]:
-    """A uvicorn factory for these settings: the app is built when the server loads it,
+    """A server's app factory for these settings: the app is built when the server loads it,
     in the server's event loop, with the service's logging and, once the app is built, the
     process's garbage-collector policy (GC_POLICY, app.gc_policy: one per process, so only
-    here and not in `create_app`, which tests call many times in one process)."""
+    here and not in `create_app`, which tests call many times in one process). Under uvicorn
+    (SERVER), its live protocol is told the kernel send buffer to ask for each socket, before
+    any socket opens; under granian the app imports nothing of uvicorn (granian has no hook
+    for a socket option: LIVE_SOCKET_SEND_BUFFER is not applied there)."""
     def factory() -> Starlette:
         configure_logging(settings)
         built = create_app(settings)
+        if settings.server == "uvicorn":
+            from app.live.uvicorn_ws import LiveWebSocketProtocol
+
+            LiveWebSocketProtocol.send_buffer_bytes = settings.live_socket_send_buffer
         GC_PAUSES.install()
         if settings.gc_policy == "freeze":
             GC.install()

@@ -23,6 +23,7 @@ CONFIG_DIR = Path("config")  # the deployment's overrides, relative to the worki
 
 
 GC_POLICIES = ("freeze", "default")
+SERVERS = ("uvicorn", "granian")  # what `python -m app serve` runs the app under (app.__main__)
 UVICORN_WS_NAMES = ("websockets-sansio", "websockets", "wsproto", "auto", "none")  # uvicorn's own
 
 
@@ -105,6 +106,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Browser origins besides the service's own that may use it (comma-separated): cookie
     # credentials from them are accepted, and the client module, SSE and long-poll answer CORS.
     allowed_origins: str = ""
+    # The ASGI server under `python -m app serve`: uvicorn (the Procfile's), or granian (app.granian_server:
+    # measured against it, `python -m bench --server uvicorn,granian`; what differs: docs/operations.md).
+    server: str = "uvicorn"
     # uvicorn's WebSocket implementation under `python -m app serve` (the Procfile passes `--ws`):
     # the service's (app.live.uvicorn_ws); `websockets-sansio`, the stock one, is for comparisons.
     uvicorn_ws: str = "app.live.uvicorn_ws:LiveWebSocketProtocol"
@@ -154,6 +158,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"LIVE_DIGEST_EVERY must be >= 0 (0: no digests), not {self.live_digest_every}")
         if self.gc_policy not in GC_POLICIES:
             raise ConfigError(f"GC_POLICY must be one of {', '.join(GC_POLICIES)}, not {self.gc_policy!r}")
+        if self.server not in SERVERS:
+            raise ConfigError(f"SERVER must be one of {', '.join(SERVERS)}, not {self.server!r}")
         if self.uvicorn_ws not in UVICORN_WS_NAMES and ":" not in self.uvicorn_ws:
             raise ConfigError(f"UVICORN_WS must be one of {', '.join(UVICORN_WS_NAMES)} or module:Class, "
                               f"not {self.uvicorn_ws!r}")

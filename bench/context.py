@@ -1,5 +1,6 @@
 """What every scenario gets: the sizes, the shared Redis (one node or a cluster: `redis.kind`),
-the service processes, and a log.
+the ASGI server the service runs under (`server`: uvicorn or granian), the service processes,
+and a log.
 
 `services` holds max(2, procs) processes: the HTTP scenarios use the first `procs`; the live
 scenarios keep their sockets on the first and post events to the others, so the process that
@@ -11,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from bench.procs import RedisOps, RedisTopology, ServiceProcess
+from bench.procs import RedisOps, RedisTopology, ServiceProcess, service_env
 from bench.sizes import Sizes
 
 
@@ -21,6 +22,11 @@ class Context:
     redis: RedisTopology
     services: list[ServiceProcess]
     started: float = field(default_factory=time.monotonic)
+    server: str = "uvicorn"  # SERVER of every service process this pass starts
+
+    def service_env(self) -> dict[str, str]:
+        """The environment of a service process of this pass (a scenario starting its own too)."""
+        return {**service_env(), "SERVER": self.server}
 
     @property
     def redis_url(self) -> str:
@@ -40,4 +46,4 @@ class Context:
         return [s.port for s in self.http_services]
 
     def log(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.started:7.1f}s] [{self.redis.kind}] {message}", file=sys.stderr, flush=True)
+        print(f"[{time.monotonic() - self.started:7.1f}s] [{self.redis.kind}, {self.server}] {message}", file=sys.stderr, flush=True)

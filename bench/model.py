@@ -64,6 +64,7 @@ class ScenarioResult:
     tables: list[Table] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     redis: str = "single"  # the Redis topology it ran on: "single" or "cluster"
+    server: str = "uvicorn"  # the ASGI server the service ran under: "uvicorn" or "granian"
 
     def metric(self, name: str, unit: str, ours: float, baseline: float, baseline_name: str,
                better: str = "higher") -> Metric:
@@ -73,7 +74,7 @@ class ScenarioResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "redis": self.redis, "title": self.title, "measures": self.measures,
+            "key": self.key, "redis": self.redis, "server": self.server, "title": self.title, "measures": self.measures,
             "metrics": [m.as_dict() for m in self.metrics], "latency_ms": self.latency,
             "chart_unit": self.chart_unit, "targets": [t.as_dict() for t in self.targets],
             "notes": self.notes, "tables": [t.as_dict() for t in self.tables], "raw": self.raw,

@@ -49,12 +49,12 @@ def service_env() -> dict[str, str]:
     return {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PUBLIC_URL": PUBLIC_URL}
 
 
-def start_services(redis_url: str, count: int) -> list[ServiceProcess]:
+def start_services(redis_url: str, count: int, env: dict[str, str]) -> list[ServiceProcess]:
     """`count` separate `python -m app serve` processes, each on its own port, one Redis."""
     started: list[ServiceProcess] = []
     try:
         for _ in range(count):
-            started.append(ServiceProcess(redis_url, env=service_env()))
+            started.append(ServiceProcess(redis_url, env=env))
     except BaseException:
         for p in started:
             p.stop()

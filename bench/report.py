@@ -15,7 +15,7 @@ from typing import Any
 from bench.model import Metric, ScenarioResult
 from bench.stats import ratio
 
-PACKAGES = ("starlette", "uvicorn", "uvloop", "httptools", "websockets", "redis", "hiredis", "msgspec",
+PACKAGES = ("starlette", "uvicorn", "granian", "uvloop", "httptools", "websockets", "redis", "hiredis", "msgspec",
             "PyJWT", "python-socketio", "python-engineio", "aiohttp", "matplotlib")
 
 
@@ -99,19 +99,22 @@ def markdown(doc: dict[str, Any], results: list[ScenarioResult], chart: str | No
              "figure on each. Redis commands are summed over every master, without INFO and CLUSTER "
              "(slot-map reads). Where a name differs between the two (an offered rate derived from "
              "that pass's own maximum), it reads *one node / cluster*."), ""]
+    if len({r.server for r in results}) > 1:
+        lines += [
+            ("Server: the scenarios titled *uvicorn and granian* ran twice in this run, first with the service under "
+             "uvicorn (`python -m app serve`, its WebSocket protocol app.live.uvicorn_ws), then under granian "
+             "(`SERVER=granian`: embedded, one worker, uvloop, plain ASGI), each pass on a fresh Redis with fresh "
+             "service processes and baselines (the baselines run under uvicorn in both). *granian ÷ uvicorn* "
+             "compares our figure in each."), ""]
     targets: list[tuple[str, str, str]] = []
     for key in dict.fromkeys(r.key for r in results):
-        single = next((r for r in results if r.key == key and r.redis == "single"), None)
-        cluster = next((r for r in results if r.key == key and r.redis == "cluster"), None)
-        if single is not None and cluster is not None:
-            lines += _side_by_side(single, cluster)
-        else:
-            lines += _table(single or cluster)  # type: ignore[arg-type]
-        for r in (single, cluster):
-            if r is None:
-                continue
-            where = " (Redis Cluster)" if r.redis == "cluster" else ""
-            targets += [(t.text + where, {True: "**met**", False: "**missed**", None: "not measured"}[t.met],
+        base, *others = [r for r in results if r.key == key]
+        if not others:
+            lines += _table(base)
+        for other in others:
+            lines += _side_by_side(base, other)
+        for r in (base, *others):
+            targets += [(t.text + _where(r), {True: "**met**", False: "**missed**", None: "not measured"}[t.met],
                          t.detail) for t in r.targets]
     if targets:
         lines += ["## Targets (issue 5)", "", "| target | status | where we stand |", "| --- | --- | --- |"]
@@ -129,7 +132,23 @@ def _how(x: Metric) -> str:
 
 
 def _title(r: ScenarioResult) -> str:
-    return r.title + (" — Redis Cluster (3 masters)" if r.redis == "cluster" else "")
+    return (r.title + (" — Redis Cluster (3 masters)" if r.redis == "cluster" else "")
+            + (f" — {r.server}" if r.server != "uvicorn" else ""))
+
+
+def _where(r: ScenarioResult) -> str:
+    """What a target's line says of the pass it was measured in, if not the default one."""
+    return "".join(f" ({p})" for p, on in (("Redis Cluster", r.redis == "cluster"), (r.server, r.server != "uvicorn"))
+                   if on)
+
+
+def _pass_names(a: ScenarioResult, b: ScenarioResult) -> tuple[str, str, str]:
+    """(a's label, b's label, the title's words) for two passes of one scenario: they differ
+    in the Redis they ran on, or else in the server."""
+    if a.redis != b.redis:
+        names = {"single": "one node", "cluster": "cluster"}
+        return names[a.redis], names[b.redis], "one Redis node and a Redis Cluster (3 masters)"
+    return a.server, b.server, f"{a.server} and {b.server}"
 
 
 def _tables(r: ScenarioResult, label: str = "") -> list[str]:
@@ -167,10 +186,10 @@ def _merge_names(a: str, b: str) -> str:
     return " ".join(x if x == y else f"{x} / {y}" for x, y in zip(wa, wb))
 
 
-def _pairs(single: ScenarioResult, cluster: ScenarioResult) -> list[tuple[Metric | None, Metric | None]]:
+def _pairs(first: ScenarioResult, second: ScenarioResult) -> list[tuple[Metric | None, Metric | None]]:
     """The same metrics of both passes: by position when both lists match (names may differ by
     a measured rate), else by name."""
-    a, b = single.metrics, cluster.metrics
+    a, b = first.metrics, second.metrics
     if len(a) == len(b) and all(x.name.split(" ")[0] == y.name.split(" ")[0] for x, y in zip(a, b)):
         return list(zip(a, b))
     names = list(dict.fromkeys([x.name for x in a] + [y.name for y in b]))
@@ -178,13 +197,14 @@ def _pairs(single: ScenarioResult, cluster: ScenarioResult) -> list[tuple[Metric
     return [(by_a.get(n), by_b.get(n)) for n in names]
 
 
-def _side_by_side(single: ScenarioResult, cluster: ScenarioResult) -> list[str]:
-    lines = [f"## {single.title} — one Redis node and a Redis Cluster (3 masters)", "", single.measures, "",
-             *_tables(single, "One node: "), *_tables(cluster, "Cluster: "),
-             "| metric | one node: ours | baseline | ratio | cluster: ours | baseline | ratio "
-             "| cluster ÷ one node (ours) | baseline is |",
+def _side_by_side(first: ScenarioResult, second: ScenarioResult) -> list[str]:
+    one, two, what = _pass_names(first, second)
+    lines = [f"## {first.title} — {what}", "", first.measures, "",
+             *_tables(first, f"{one.capitalize()}: "), *_tables(second, f"{two.capitalize()}: "),
+             f"| metric | {one}: ours | baseline | ratio | {two}: ours | baseline | ratio "
+             f"| {two} ÷ {one} (ours) | baseline is |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for x, y in _pairs(single, cluster):
+    for x, y in _pairs(first, second):
         ref = x or y
         assert ref is not None
         name = _merge_names(x.name, y.name) if x and y else ref.name
@@ -195,7 +215,7 @@ def _side_by_side(single: ScenarioResult, cluster: ScenarioResult) -> list[str]:
         row.append(ref.baseline_name)
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    for label, r in (("one node", single), ("cluster", cluster)):
+    for label, r in ((one, first), (two, second)):
         lines += [f"- {label}: {note}" for note in r.notes]
     lines.append("")
     return lines

@@ -3,7 +3,12 @@ its baseline, write `bench/results/<stamp>.{md,json,png}`.
 
 `--redis single` (the default): one redis-server. `--redis cluster`: the single-node pass
 first, then the cluster scenarios (CLUSTER_SCENARIOS) again on a real 3-master Redis Cluster,
-with fresh service processes and baselines, so the report puts both side by side from one run."""
+with fresh service processes and baselines, so the report puts both side by side from one run.
+
+`--server uvicorn` (the default): the service under uvicorn. `--server uvicorn,granian`: the
+same, then the server scenarios (SERVER_SCENARIOS) again with the service under granian
+(SERVER=granian, app.granian_server), on a fresh Redis, with fresh service processes and
+baselines, side by side in the report. A cluster pass runs under the first server only."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
+from app.config import SERVERS
 from bench import report
 from bench.context import Context
 from bench.model import ScenarioResult
@@ -26,10 +32,20 @@ from bench.workers import raise_fd_limit
 RESULTS = ROOT / "bench" / "results"
 # What `--redis cluster` runs on the cluster (after the single-node pass of every chosen scenario).
 CLUSTER_SCENARIOS = ("ingest", "push", "fanout")
+# What each further server of `--server` runs (issue 14: where the server is what differs).
+SERVER_SCENARIOS = ("push", "fanout", "snapshot", "memory")
 
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _servers(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SERVERS)}, not {text!r}")
+    return names
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--redis", choices=REDIS_KINDS, default="single",
                    help="single: one redis-server (default); cluster: the same on one node, then "
                         f"{','.join(CLUSTER_SCENARIOS)} again on a real 3-master Redis Cluster, side by side")
+    p.add_argument("--server", type=_servers, default=("uvicorn",),
+                   help="the service's ASGI server(s): uvicorn (default); uvicorn,granian: everything under "
+                        f"uvicorn, then {','.join(SERVER_SCENARIOS)} again under granian, side by side")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     p.add_argument("--duration", type=float, help="seconds per measured phase")
     p.add_argument("--procs", type=int, help="service processes (and baseline processes)")
@@ -86,18 +105,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: list[ScenarioResult] = []
     errors: dict[str, str] = {}
-    passes = [("single", chosen)]
+    first, *others = args.server
+    passes = [("single", first, chosen)]
+    passes += [("single", server, [k for k in chosen if k in SERVER_SCENARIOS]) for server in others]
     if args.redis == "cluster":
-        passes.append(("cluster", [k for k in chosen if k in CLUSTER_SCENARIOS]))
-    doc["redis"] = {"mode": args.redis, "passes": {kind: keys for kind, keys in passes}}
-    for kind, keys in passes:
+        passes.append(("cluster", first, [k for k in chosen if k in CLUSTER_SCENARIOS]))
+    doc["redis"] = {"mode": args.redis, "passes": {kind: keys for kind, server, keys in passes if server == first}}
+    doc["servers"] = {"order": list(args.server),
+                      "passes": {server: keys for kind, server, keys in passes if kind == "single"}}
+    for kind, server, keys in passes:
         if not keys:
             continue
+        label = _pass_label(kind, server, first)
         try:
-            _run_pass(args, sizes, kind, keys, started, results, errors)
+            _run_pass(args, sizes, kind, server, keys, started, results, errors)
         except Exception as exc:  # noqa: BLE001 - Redis or a service failed: report what was measured
-            errors[f"{kind} pass"] = f"{type(exc).__name__}: {exc}"
-            print(f"{kind} pass FAILED:\n{traceback.format_exc()}", file=sys.stderr)
+            errors[f"{label} pass"] = f"{type(exc).__name__}: {exc}"
+            print(f"{label} pass FAILED:\n{traceback.format_exc()}", file=sys.stderr)
     doc["wall_seconds"] = time.monotonic() - started
     doc["errors"] = errors
     paths = report.write(args.out, stamp, doc, results)
@@ -107,17 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors else 0
 
 
-def _run_pass(args: argparse.Namespace, sizes: Sizes, kind: str, keys: list[str], started: float,
+def _pass_label(kind: str, server: str, first: str) -> str:
+    """How errors name a pass: `single` (the first server on one node), `cluster`, `granian`."""
+    return kind if server == first else server
+
+
+def _run_pass(args: argparse.Namespace, sizes: Sizes, kind: str, asgi: str, keys: list[str], started: float,
               results: list[ScenarioResult], errors: dict[str, str]) -> None:
-    """Start Redis of this `kind` and the service on it, run `keys` in ORDER, stop everything.
-    A failed scenario is noted in `errors` (as `key` on one node, `key@cluster` on the cluster)."""
+    """Start Redis of this `kind` and the service on it under the `asgi` server, run `keys` in
+    ORDER, stop everything. A failed scenario is noted in `errors` (as `key` in the first pass,
+    `key@cluster` on the cluster, `key@granian` under granian)."""
     server = start_redis(kind)
     services: list[ServiceProcess] = []
+    label = _pass_label(kind, asgi, args.server[0])
     try:
-        services = start_services(server.url, max(2, sizes.procs))
-        ctx = Context(sizes=sizes, redis=server, services=services, started=started)
+        ctx = Context(sizes=sizes, redis=server, services=services, started=started, server=asgi)
+        services += start_services(server.url, max(2, sizes.procs), ctx.service_env())  # ctx.services is this list
         ctx.log(f"redis {server.url} ({server.label}: masters {server.master_urls}); "
-                f"service on ports {[s.port for s in services]}; sizes {sizes}")
+                f"service under {asgi} on ports {[s.port for s in services]}; sizes {sizes}")
         for key in (k for k in ORDER if k in keys):
             ctx.log(f"scenario {key}")
             server.flush()
@@ -131,10 +162,10 @@ def _run_pass(args: argparse.Namespace, sizes: Sizes, kind: str, keys: list[str]
                         profile = profiler.finish()
                 if profiler is not None:
                     result.raw["profile_top"] = profile
-                result.redis = kind
+                result.redis, result.server = kind, asgi
                 results.append(result)
             except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the others
-                errors[key if kind == "single" else f"{key}@{kind}"] = f"{type(exc).__name__}: {exc}"
+                errors[key if label == "single" else f"{key}@{label}"] = f"{type(exc).__name__}: {exc}"
                 ctx.log(f"scenario {key} FAILED:\n{traceback.format_exc()}")
             for svc in services:
                 if svc.proc.poll() is not None:
@@ -150,5 +181,6 @@ def _profiler(args: argparse.Namespace, ctx: Context, key: str):  # type: ignore
         return None
     from bench.profile import Profiler
 
-    suffix = "" if ctx.redis.kind == "single" else f"-{ctx.redis.kind}"
+    suffix = ("" if ctx.redis.kind == "single" else f"-{ctx.redis.kind}") + (
+        "" if ctx.server == args.server[0] else f"-{ctx.server}")
     return Profiler([s.proc.pid for s in ctx.services], args.out / f"profile-{key}{suffix}")

@@ -60,6 +60,14 @@ def test_uvicorn_ws_is_a_setting() -> None:
         load_settings({"APP_ENV": "test", "UVICORN_WS": "fastest"})
 
 
+def test_server_is_uvicorn_unless_granian_is_asked_for() -> None:
+    assert load_settings({"APP_ENV": "test"}).server == "uvicorn"
+    assert load_settings({"APP_ENV": "test", "SERVER": "granian"}).server == "granian"
+    assert load_settings({"APP_ENV": "test"}, overrides={"server": "granian"}).server == "granian"
+    with pytest.raises(ConfigError, match="SERVER"):
+        load_settings({"APP_ENV": "test", "SERVER": "hypercorn"})
+
+
 def test_live_digest_every_is_a_count_of_patches_or_zero() -> None:
     assert load_settings({"APP_ENV": "test"}).live_digest_every == 50
     assert load_settings({"APP_ENV": "test", "LIVE_DIGEST_EVERY": "0"}).live_digest_every == 0

@@ -9,7 +9,7 @@ import time
 from bench import world as w
 from bench.context import Context
 from bench.model import ScenarioResult, Target
-from bench.procs import BaselineProcess, ServiceProcess, rss_bytes, service_env
+from bench.procs import BaselineProcess, ServiceProcess, rss_bytes
 from bench.scenarios import live
 from bench.scenarios.push import push_world
 from bench.wsfleet import Fleets
@@ -53,7 +53,7 @@ def run(ctx: Context) -> ScenarioResult:
     fleets = Fleets(s.fleets)
     per: dict[str, dict[int, float]] = {}
     try:
-        svc = ServiceProcess(ctx.redis_url, env=service_env())
+        svc = ServiceProcess(ctx.redis_url, env=ctx.service_env())
         try:
             per["service"] = _measure(ctx, live.Server("service", "callstate", [svc]), counts, fleets)
         finally:

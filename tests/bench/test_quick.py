@@ -72,3 +72,21 @@ def test_cluster_and_single_node_side_by_side(quick_run: tuple[dict, Path]) -> N
         assert 0.9 <= metrics["Redis commands per callback"]["baseline"] <= 1.2
         assert set(ingest[kind]["raw"]["scaling"]) == {"1", "2"}
         assert any(n.startswith("scaling 1 → 2 processes") for n in metrics)
+
+
+def test_servers_side_by_side(tmp_path: Path) -> None:
+    """`--server uvicorn,granian`: the server scenarios again with the service under granian, in one
+    table per scenario; a scenario outside them runs under the first server only."""
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "snapshot,memory,resume",
+                           "--server", "uvicorn,granian", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, f"bench --server failed:\n{proc.stderr[-8000:]}"
+    [path] = tmp_path.glob("*.json")
+    doc = json.loads(path.read_text())
+    assert doc["errors"] == {} and doc["servers"]["order"] == ["uvicorn", "granian"]
+    ran = [(s["key"], s["server"]) for s in doc["scenarios"]]
+    assert ran == [("snapshot", "uvicorn"), ("memory", "uvicorn"), ("resume", "uvicorn"),
+                   ("snapshot", "granian"), ("memory", "granian")]
+    md = (tmp_path / f"{doc['stamp']}.md").read_text()
+    assert "## 5. Memory per idle socket — uvicorn and granian" in md
+    assert "| metric | uvicorn: ours | baseline | ratio | granian: ours | baseline | ratio | granian ÷ uvicorn (ours) |" in md
