@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.domain.changes import Change
+from app.domain.changes import Change, LogRead
 from app.config import Settings
 from app.live import protocol, resume
 from app.live.broker import Broker
@@ -62,6 +62,7 @@ class Hub:
         self._feeds: dict[str, Feed] = {}
         self._opening: dict[str, int] = {}  # opens in progress, by account
         self._bases: dict[str, asyncio.Future[resume.View]] = {}  # a whole-account view read, shared
+        self._logs: dict[str, tuple[int, asyncio.Future[LogRead]]] = {}  # a log read from a cursor, shared
         self._refs: dict[str, int] = {}
         self._connections: set[Outbox] = set()
         self._idle = asyncio.Event()
@@ -144,7 +145,7 @@ class Hub:
             await asyncio.shield(feed.ready)
             digests = self._digest_every > 0
             start = await resume.start(self._source, viewer, since, max_changes=self._max_changes,
-                                       budget=self._replay_budget, digests=digests)
+                                       budget=self._replay_budget, digests=digests, read_log=self._log_since)
             TALLY.starts[start.outcome] += 1
             for message in start.messages:
                 outbox.offer(message)
@@ -177,6 +178,27 @@ class Hub:
         if shared is None:
             return await resume.digest_base(self._source, viewer)
         return resume.base_of(await asyncio.shield(shared), viewer)
+
+    async def _log_since(self, account: str, cursor: int, limit: int) -> LogRead:
+        """A resuming client's position and log. While other opens of its account are under
+        way (a resume storm: its clients were mostly current at the same cursor when they
+        dropped) they share one read from the first one's cursor, each taking the changes after
+        its own: one read per account and cursor, not one per socket. A read that started from
+        after a client's cursor, or came back trimmed, is no use to it: it reads its own.
+        Every shared read started after the account's feed was subscribed (`open` waits for
+        it), so the feed carries everything after it, as after a read of the client's own."""
+        shared = self._logs.get(account)
+        if shared is not None and shared[0] <= cursor:
+            log = await asyncio.shield(shared[1])
+            if log.changes is not None:
+                return LogRead(log.epoch, log.head, [c for c in log.changes if c.cursor > cursor])
+        elif shared is None and self._opening.get(account, 0) > 1:
+            read = asyncio.ensure_future(self._source.log_since(account, cursor, limit))
+            self._logs[account] = (cursor, read)
+            read.add_done_callback(lambda done: self._logs.pop(account, None)
+                                   if self._logs.get(account, (0, None))[1] is done else None)
+            return await asyncio.shield(read)
+        return await self._source.log_since(account, cursor, limit)
 
     async def close(self, sub: Subscriber) -> None:
         feed = self._feeds.get(sub.viewer.account_id)

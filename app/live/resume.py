@@ -6,6 +6,7 @@ returns the replay, or why a fresh snapshot (marked `reset`) is needed instead.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -122,13 +123,19 @@ def base_of(view: View, viewer: Viewer) -> DigestBase:
     return DigestBase(view.epoch, view.cursor, digest.of_blobs(visible_sessions(viewer, view.sessions)))
 
 
+ReadLog = Callable[[str, int, int], Awaitable[LogRead]]  # (account, cursor, limit): what log_since answers
+
+
 async def start(
     source: ChangeSource, viewer: Viewer, since: Position | None, *, max_changes: int, budget: int,
-    digests: bool = False,
+    digests: bool = False, read_log: ReadLog | None = None,
 ) -> Start:
+    """A snapshot, or the replay after `since` when the log still holds it. `read_log`
+    (default `source.log_since`) reads the position and the log: the hub shares one read
+    among the resumes of a storm."""
     if since is None:
         return await snapshot(source, viewer, reset=False, digests=digests)
-    log = await source.log_since(viewer.account_id, since.cursor, limit=max_changes)  # one round trip
+    log = await (read_log or source.log_since)(viewer.account_id, since.cursor, max_changes)  # one round trip
     result = decide(since, log.epoch, log.head, log.changes, viewer, budget)
     if isinstance(result, Reset):
         return await snapshot(source, viewer, reset=True, digests=digests)

@@ -367,3 +367,37 @@ async def _calls(r: aioredis.Redis, command: str) -> int | None:
     except Exception:  # noqa: BLE001 - fakeredis has no commandstats
         return None
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_resumes_of_one_account_share_one_log_read_and_each_gets_its_own_replay(
+        store: SessionStore, any_redis: aioredis.Redis) -> None:
+    """Overlapping resumes of an account read the log once (from the first one's cursor); a
+    resume from further on takes only the changes after its own cursor, and one from further
+    back (which the shared read does not reach) reads its own. Every replay brings its viewer
+    to exactly its view."""
+    h = Hub(store, Broker(store.redis), max_changes=1000, replay_budget=100_000, check_interval=60)
+    await h.start()
+    try:
+        for n in range(8):
+            await store.commit("A", f"S{n}", setting(endpoint_id=f"E{n % 3}", display_name=str(n)))
+        epoch = (await store.position("A"))[0]
+        opens = [(MANAGER, 3), (E1, 3), (E2, 3), (MANAGER, 5), (E1, 1)]
+        xrange = await _calls(any_redis, "xrange")
+        boxes = [Outbox(100_000) for _ in opens]
+        subs = await asyncio.gather(*(h.open(v, box, Position(epoch, c)) for (v, c), box in zip(opens, boxes)))
+        if xrange is not None:  # real Redis counts: the shared read from 3, and the one from 1 of its own
+            assert await _calls(any_redis, "xrange") - xrange == 2
+        for (viewer, cursor), box, sub in zip(opens, boxes, subs):
+            resumed = await take(box)
+            assert resumed["type"] == "resumed" and resumed["cursor"] == cursor and sub.cursor == 8
+            now = await view_of(store, viewer)
+            # Each session was made by one commit (S<n> at cursor n + 1): the viewer's state at
+            # `cursor` is the sessions made by then, and its replay must bring it to `now`.
+            state: Any = {k: v for k, v in now.items() if int(k[1:]) < cursor}
+            for _ in range(resumed["replayed"]):
+                patch = await take(box)
+                assert patch["type"] == "patch" and patch["cursor"] > cursor
+                state = jsonpatch.apply_patch(state, patch["ops"])
+            assert state == now and len(now) > 0
+    finally:
+        await h.stop()
