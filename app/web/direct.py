@@ -70,12 +70,18 @@ def asgi_endpoint(inner: ASGIApp, exception_handlers: Handlers) -> ASGIApp:
     return app
 
 
+def handler_for(exc: Exception, exception_handlers: Handlers) -> ExceptionHandler | None:
+    """The handler registered for the nearest class in `exc`'s MRO, as Starlette looks it
+    up (its lookup is private). Status-code keys are not consulted: the app registers its
+    handlers by class only (app.web.errors.HANDLERS)."""
+    return next((exception_handlers[cls] for cls in type(exc).__mro__ if cls in exception_handlers), None)
+
+
 async def _answer(request: Request, exc: Exception, exception_handlers: Handlers) -> Response:
-    for cls in type(exc).__mro__:
-        found = exception_handlers.get(cls)
-        if found is not None:
-            return await found(request, exc)
-    raise exc
+    found = handler_for(exc, exception_handlers)
+    if found is None:
+        raise exc
+    return await found(request, exc)
 
 
 def wrapped(app: ASGIApp, middleware: Iterable[Middleware]) -> ASGIApp:

@@ -22,7 +22,7 @@ from app.live.protocol import Close, CloseCode, Message, close_notice
 from app.domain.positions import BadPosition, Position, parse_since
 from app.live.views import Viewer
 from app.services import Services, services
-from app.web import errors
+from app.web import direct, errors
 from app.web.errors import ApiError
 from app.web.requests import bearer_credential
 
@@ -134,13 +134,10 @@ async def deny_handshake(scope: Scope, send: Send, exc: Exception) -> None:
     """An exception before accept, as an HTTP response to the handshake: the handler the
     app registered for it (ApiError, AuthError, store down: `responseStatus`), else 500."""
     request = cast(Request, _Handshake(scope))
-    # The handler is looked up in the app's public `exception_handlers` (most derived class
-    # first, as Starlette does). Starlette has no public lookup (`_lookup_exception_handler`
-    # is private), and its public ExceptionMiddleware would pass the handlers a `WebSocket`,
-    # which has no `.method` for their log lines; so this one line stays ours. Status-code
-    # keys are not consulted: the app registers handlers by class only (app.composition).
-    handlers: dict[Any, Any] = scope["app"].exception_handlers
-    handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), errors.unexpected)
+    # The handler is looked up in the app's public `exception_handlers` (`direct.handler_for`):
+    # Starlette's public ExceptionMiddleware would pass the handlers a `WebSocket`, which has
+    # no `.method` for their log lines.
+    handler = direct.handler_for(exc, scope["app"].exception_handlers) or errors.unexpected
     response: Response = await handler(request, exc)
     await response(scope, _no_body, send)  # a `websocket.http.response.*` denial
 
