@@ -4,8 +4,8 @@
 
 Through Starlette a request passes its error middleware, the app's middleware, its exception
 middleware, and the router, which tries routes in order until one matches. For a cached read
-that machinery cost more than the read itself: measured in-process (the app alone, no HTTP
-server, 32 concurrent cached reads, access lines off; bench/README.md, "Reads and ingest"),
+that machinery cost more than the read itself: measured in-process (`python -m bench.inprocess
+read --quiet`: the app alone, no HTTP server, 32 concurrent cached reads, access lines off),
 87 to 92 µs of CPU per read through the router, 33 µs here. `direct` runs the same handlers with the same middleware (the access line and request
 id, CORS) and the same exception handlers, so the response is what the router would have
 sent, byte for byte (tests/web/test_direct.py compares them: a read, its cache hit, XML, a
