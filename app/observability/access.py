@@ -5,16 +5,15 @@ for every refused webhook or event batch."""
 
 from __future__ import annotations
 
-import logging
 import time
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.observability.logs import ACCESS
 from app.observability.context import REQUEST_ID_HEADER, RequestContext, enter, leave, request_id_from
 from app.observability.tally import TALLY
 
-log = logging.getLogger("app.access")
 
 INGEST_ROUTES = frozenset({"/events", "/twilio/status", "/twilio/conference"})
 _ERROR_BODY_MAX = 8192
@@ -82,6 +81,5 @@ class AccessMiddleware:
             if ingest and ctx.status is not None and ctx.status >= 400:
                 TALLY.rejections[(ctx.route, error_code(bytes(error_body)))] += 1
             duration_ms = round((time.monotonic() - ctx.arrived) * 1000, 3)
-            log.info("%s %s", scope["method"], scope["path"],
-                     extra={"status": ctx.status, "duration_ms": duration_ms})
+            ACCESS.write(scope["method"], scope["path"], ctx.status, duration_ms)
             leave(token)

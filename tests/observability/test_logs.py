@@ -7,7 +7,10 @@ import logging
 import time
 from pathlib import Path
 
-from app.observability.logs import Redactor, TextFormatter, TurnFlushingHandler, _buffered
+import pytest
+
+from app.observability.context import RequestContext, enter, leave
+from app.observability.logs import AccessLog, JsonFormatter, Redactor, TextFormatter, TurnFlushingHandler, _buffered
 
 
 def test_the_switches_configure_logging_turns_off_still_exist() -> None:
@@ -51,3 +54,56 @@ def test_off_the_loop_every_line_leaves_at_once(tmp_path: Path) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.handle(logging.LogRecord("x", logging.INFO, __file__, 1, "at once", None, None))
         assert path.read_text() == "at once\n"
+
+
+def _access_record(created: float) -> logging.LogRecord:
+    record = logging.LogRecord("app.access", logging.INFO, __file__, 1, "%s %s", ("GET", "/x/s3cret-value"), None)
+    record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+    record.status, record.duration_ms = 200, 1.25
+    return record
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(Redactor(["s3cret-value"])),
+                                       TextFormatter(Redactor(["s3cret-value"]))])
+def test_an_access_line_is_what_its_record_would_print(formatter: JsonFormatter | TextFormatter) -> None:
+    reset = enter(RequestContext("rid-9", "/sessions/active", account="A1"))
+    try:
+        for created in (1_700_000_000.123, time.time()):
+            line = formatter.line(created, "INFO", "app.access", "GET /x/s3cret-value", 200, 1.25)
+            assert line == formatter.format(_access_record(created))
+            assert "s3cret-value" not in line and "rid-9" in line
+    finally:
+        leave(reset)
+
+
+async def test_access_lines_leave_through_the_installed_handler(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    formatter = TextFormatter(Redactor([]))
+    with path.open("w") as raw:
+        handler = TurnFlushingHandler(_buffered(raw))
+        handler.setFormatter(formatter)
+        access = AccessLog()
+        access.install(handler, formatter)
+        logger = logging.getLogger("app.access")
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        access.write("GET", "/not-logged", 200, 0.5)  # below the level: nothing
+        logger.setLevel(logging.INFO)
+        try:
+            access.write("GET", "/sessions/active", 200, 0.5)
+            access.write("POST", "/twilio/status", 204, 1.5)
+        finally:
+            logger.setLevel(level)
+        await asyncio.sleep(0)
+        lines = path.read_text().splitlines()
+    assert [line.split(" ", 3)[2:] for line in lines] == [["INFO", "app.access GET /sessions/active"],
+                                                          ["INFO", "app.access POST /twilio/status"]]
+
+
+def test_a_failed_access_write_never_fails_the_request() -> None:
+    import io
+
+    stream = io.StringIO()
+    handler = TurnFlushingHandler(stream)
+    stream.close()  # writes now raise ValueError
+    handler.write_line("GET /sessions/active")  # reported as logging reports a failed emit, not raised
