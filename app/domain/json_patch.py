@@ -9,6 +9,8 @@ Op = dict[str, Any]
 
 def pointer_token(key: str) -> str:
     """Escape one JSON Pointer reference token (RFC 6901)."""
+    if "~" not in key and "/" not in key:  # nearly every key: nothing to escape
+        return key
     return key.replace("~", "~0").replace("/", "~1")
 
 
@@ -31,11 +33,10 @@ def _diff_objects(old: dict[str, Any], new: dict[str, Any], path: str) -> list[O
         if key not in new:
             ops.append({"op": "remove", "path": f"{path}/{pointer_token(key)}"})
     for key, value in new.items():
-        child = f"{path}/{pointer_token(key)}"
         if key not in old:
-            ops.append({"op": "add", "path": child, "value": value})
-        else:
-            ops.extend(diff(old[key], value, child))
+            ops.append({"op": "add", "path": f"{path}/{pointer_token(key)}", "value": value})
+        elif (before := old[key]) != value:  # equal members (most of them) need no path built
+            ops.extend(diff(before, value, f"{path}/{pointer_token(key)}"))
     return ops
 
 

@@ -26,7 +26,7 @@ from app.domain.dtos import SessionInfo
 from app.domain.records import SessionRecord
 from app.redis_io import REDIS_DOWN, Command, Redis, wrap
 from app.redis_io.replies import raise_errors, text
-from app.domain.visibility import is_active, session_endpoints
+from app.domain.visibility import Visibility, is_active
 
 Transition = Callable[[SessionRecord | None], SessionRecord | None]
 """Pure: the record after an input, or None when the input changes nothing."""
@@ -279,8 +279,8 @@ class SessionStore:
         rev = (current.rev if current else 0) + 1
         info = proposed.info
         entry = make_entry(current.info if current else None, info, rev, arrived_ms)
-        before = _endpoints(current.info) if current else frozenset()
-        after = _endpoints(info)
+        before = _endpoints(entry.before)  # the entry's visibility: each session's endpoints collected once
+        after = _endpoints(entry.after)
         adds = sorted(after - before)  # the indexes already hold the rest (see commit.lua)
         removes = sorted(before - after)
         script = self._commit_lua.call(
@@ -369,12 +369,16 @@ def _with_invariants(record: SessionRecord | None, account_id: str, session_id: 
     always a bool (C#'s non-nullable `bool Ended`: an active session says false)."""
     if record is None:
         return None
-    info = msgspec.structs.replace(record.info, id=session_id, account_id=account_id, ended=bool(record.info.ended))
+    info = record.info
+    if info.id == session_id and info.account_id == account_id and type(info.ended) is bool:
+        return record  # already so (every commit but a session's first): nothing to copy
+    info = msgspec.structs.replace(info, id=session_id, account_id=account_id, ended=bool(info.ended))
     return msgspec.structs.replace(record, info=info)
 
 
-def _endpoints(info: SessionInfo) -> frozenset[str]:
-    return session_endpoints(info) if is_active(info) else frozenset()
+def _endpoints(visibility: Visibility) -> frozenset[str]:
+    """The endpoint indexes a session is in: its endpoints while it is active."""
+    return frozenset(visibility.endpoints) if visibility.active else frozenset()
 
 
 def _same(current: SessionRecord | None, proposed: SessionRecord) -> bool:

@@ -29,14 +29,17 @@ def derive(facts: Facts) -> tuple[dict[str, Any], frozenset[str]]:
     """SessionInfo attribute -> value for every field Twilio determines, and
     every CallSid the facts name (the members Twilio owns)."""
     legs = build(facts)
-    members = [_member(leg) for leg in sorted((l for l in legs.values() if l.present), key=_member_order)]
-    ended_customers = sorted((l for l in legs.values() if l.is_customer and l.end), key=lambda l: (l.end[1] if l.end else "", l.sid))
+    every = list(legs.values())
+    customers = [l for l in every if l.is_customer]  # each list made once, read by several fields
+    answerers = [l for l in every if l.role in ANSWERERS]
+    members = [_member(leg) for leg in sorted((l for l in every if l.present), key=_member_order)]
+    ended_customers = sorted((l for l in customers if l.end), key=lambda l: (l.end[1] if l.end else "", l.sid))
     ended = bool(ended_customers)
-    direction = _direction(legs)
-    answerer = _answerer(legs)
-    answered = any(l.role in ANSWERERS and l.connected_at for l in legs.values())
+    direction = _direction(every, customers, answerers)
+    answerer = _answerer(answerers)
+    answered = any(l.connected_at for l in answerers)
     call_state = CallState.DISCONNECTED if ended else _call_state(members, answered)
-    caller = _caller(legs)
+    caller = _caller(every)
     fields: dict[str, Any] = {
         "channel": FlowChannels.VOICE,
         "call_state": call_state,
@@ -45,10 +48,9 @@ def derive(facts: Facts) -> tuple[dict[str, Any], frozenset[str]]:
         "direction": direction,
         "call_sid": caller.sid if caller else None,
         "from_address": _from_address(legs, caller),
-        "to_address": _to_address(legs, caller, direction),
+        "to_address": _to_address(customers, caller, direction),
         "from_phone_number": _phone(legs, caller),
-        "from_name": next((l.fields["CallerName"] for l in legs.values()
-                           if l.is_customer and "CallerName" in l.fields), None),
+        "from_name": next((l.fields["CallerName"] for l in customers if "CallerName" in l.fields), None),
         "answered_by_id": answerer.fields.get("endpointId") if answerer else None,
         "answered_by_name": _name(answerer) if answerer else None,
         "conference_sid": facts.conference[0].conference_sid if facts.conference else None,
@@ -63,7 +65,7 @@ def derive(facts: Facts) -> tuple[dict[str, Any], frozenset[str]]:
             ended=True,
             date_completed=first.end[1],
             was_missed=missed,
-            outcome=_missed_outcome(legs, first.end[0]) if missed else first.end[0],
+            outcome=_missed_outcome(answerers, first.end[0]) if missed else first.end[0],
         )
     return fields, frozenset(legs)
 
@@ -116,25 +118,25 @@ def _hold_reason(call_state: CallState, members: list[SessionMemberInfo]) -> Hol
     return HoldReason.NONE
 
 
-def _direction(legs: dict[str, Leg]) -> Direction | None:
+def _direction(every: list[Leg], customers: list[Leg], answerers: list[Leg]) -> Direction | None:
     """A softphone calling out through the TwiML App is Outgoing; otherwise the
     customer leg's own direction; failing that, ringing an agent means Incoming."""
-    roots = [l for l in legs.values() if l.parent is None and l.direction == "inbound"]
+    roots = [l for l in every if l.parent is None and l.direction == "inbound"]
     if any((l.fields.get("From") or "").startswith("client:") for l in roots):
         return Direction.OUTGOING
-    customers = sorted((l for l in legs.values() if l.is_customer and l.direction),
-                       key=lambda l: (l.parent is not None, l.first_at or "", l.sid))
-    if customers:
-        return Direction.INCOMING if customers[0].direction == "inbound" else Direction.OUTGOING
-    if any(l.role in ANSWERERS and (l.direction or "").startswith("outbound") for l in legs.values()):
+    directed = sorted((l for l in customers if l.direction),
+                      key=lambda l: (l.parent is not None, l.first_at or "", l.sid))
+    if directed:
+        return Direction.INCOMING if directed[0].direction == "inbound" else Direction.OUTGOING
+    if any((l.direction or "").startswith("outbound") for l in answerers):
         return Direction.INCOMING
     return None
 
 
-def _answerer(legs: dict[str, Leg]) -> Leg | None:
+def _answerer(answerers: list[Leg]) -> Leg | None:
     """The first Agent leg to connect; when it leaves while another agent or
     transfer leg is on the call, that one takes over (a warm transfer)."""
-    agents = sorted((l for l in legs.values() if l.role in ANSWERERS and l.connected_at),
+    agents = sorted((l for l in answerers if l.connected_at),
                     key=lambda l: (l.connected_at or "", l.sid))
     if not agents:
         return None
@@ -157,8 +159,8 @@ def _name(leg: Leg) -> str | None:
     return far.removeprefix("client:") if far.startswith("client:") else None
 
 
-def _caller(legs: dict[str, Leg]) -> Leg | None:
-    callers = sorted((l for l in legs.values() if l.role is Role.CALLER),
+def _caller(every: list[Leg]) -> Leg | None:
+    callers = sorted((l for l in every if l.role is Role.CALLER),
                      key=lambda l: (l.parent is not None, l.first_at or "", l.sid))
     return callers[0] if callers else None
 
@@ -172,12 +174,12 @@ def _from_address(legs: dict[str, Leg], caller: Leg | None) -> str | None:
     return next((legs[c].fields["From"] for c in caller.children if "From" in legs[c].fields), None)
 
 
-def _to_address(legs: dict[str, Leg], caller: Leg | None, direction: Direction | None) -> str | None:
+def _to_address(customers: list[Leg], caller: Leg | None, direction: Direction | None) -> str | None:
     if caller is not None and "To" in caller.fields:
         return caller.fields["To"]
     if direction is Direction.OUTGOING:
-        return next((l.fields["To"] for l in legs.values()
-                     if l.is_customer and (l.direction or "").startswith("outbound") and "To" in l.fields), None)
+        return next((l.fields["To"] for l in customers
+                     if (l.direction or "").startswith("outbound") and "To" in l.fields), None)
     return None
 
 
@@ -188,11 +190,11 @@ def _phone(legs: dict[str, Leg], caller: Leg | None) -> str | None:
     return next((c for c in candidates if c and c.startswith("+") and c[1:].isdigit()), None)
 
 
-def _missed_outcome(legs: dict[str, Leg], customer_status: str) -> str:
+def _missed_outcome(answerers: list[Leg], customer_status: str) -> str:
     """Why nobody answered: the caller gave up while an agent rang, or the
     agents did not answer (no-answer, busy, failed), or, with no agent ever
     offered, what the customer leg itself ended with."""
-    agent_ends = {l.end[0] for l in legs.values() if l.role in ANSWERERS and l.end}
+    agent_ends = {l.end[0] for l in answerers if l.end}
     if "canceled" in agent_ends:
         return "caller-abandoned"
     for status in _UNANSWERED:

@@ -24,8 +24,12 @@ _PARTICIPANT_EVENTS: Final = frozenset({
 })
 
 
-@dataclass
+@dataclass(slots=True)
 class Leg:
+    """One leg as `build` leaves it. What only its status fields decide (`parent`,
+    `direction`, `far_end`, `is_client`) is worked out once they are final, and
+    `is_customer` once its role is known: derive reads each many times per callback."""
+
     sid: str
     calls: list[CallFact] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)  # latest value of each, by SequenceNumber
@@ -43,38 +47,13 @@ class Leg:
     label: str | None = None
     end: tuple[str, str] | None = None  # (terminal status, at), its own or its parent's
     role: Role = Role.NONE
-
-    @property
-    def parent(self) -> str | None:
-        return self.fields.get("ParentCallSid")
-
-    @property
-    def direction(self) -> str | None:
-        return self.fields.get("Direction")
-
-    @property
-    def far_end(self) -> str | None:
-        """The address of the party on this leg: the caller for an inbound
-        leg, the callee for an outbound one."""
-        direction = self.direction or ""
-        if direction.startswith("inbound"):
-            return self.fields.get("From")
-        if direction.startswith("outbound"):
-            return self.fields.get("To")
-        return None
-
-    @property
-    def is_client(self) -> bool:
-        """A Voice SDK softphone (one of our users), not a phone or SIP party."""
-        return (self.far_end or "").startswith("client:")
-
-    @property
-    def is_customer(self) -> bool:
-        if self.role in ANSWERERS or self.is_client:
-            return False
-        if self.far_end is not None:
-            return True
-        return _label_role(self.label) is Role.CALLER
+    parent: str | None = None  # its `ParentCallSid`, from `fields` (set by `build`, as the next three)
+    direction: str | None = None  # its `Direction`, from `fields`
+    # The address of the party on this leg: the caller for an inbound leg, the
+    # callee for an outbound one (set by `build`, from `fields`).
+    far_end: str | None = None
+    is_client: bool = False  # a Voice SDK softphone (one of our users), not a phone or SIP party
+    is_customer: bool = False  # a phone or SIP party that is not an Agent/Transfer, or labelled one
 
     @property
     def present(self) -> bool:
@@ -109,6 +88,7 @@ def build(facts: Facts) -> dict[str, Leg]:
         _bridge(legs, leg, set())
         leg.end = _end(legs, leg, set())
         leg.role = _role(leg)
+        leg.is_customer = _is_customer(leg)
     return legs
 
 
@@ -122,7 +102,28 @@ def _from_calls(sid: str, calls: list[CallFact]) -> Leg:
     terminal = [f for f in calls if f.status in ENDING]
     final = terminal[0] if terminal else calls[-1]  # terminal is final: the first one fired
     leg.status, leg.status_at = final.status, final.at
+    # Only status callbacks set `fields`: they are final here.
+    leg.parent, leg.direction = leg.fields.get("ParentCallSid"), leg.fields.get("Direction")
+    leg.far_end = _far_end(leg.direction, leg.fields)
+    leg.is_client = (leg.far_end or "").startswith("client:")
     return leg
+
+
+def _far_end(direction: str | None, fields: dict[str, str]) -> str | None:
+    direction = direction or ""
+    if direction.startswith("inbound"):
+        return fields.get("From")
+    if direction.startswith("outbound"):
+        return fields.get("To")
+    return None
+
+
+def _is_customer(leg: Leg) -> bool:
+    if leg.role in ANSWERERS or leg.is_client:
+        return False
+    if leg.far_end is not None:
+        return True
+    return _label_role(leg.label) is Role.CALLER
 
 
 def _apply_conference(legs: dict[str, Leg], fact: ConferenceFact) -> None:

@@ -127,13 +127,22 @@ def test_conference_level_events_need_no_call() -> None:
     assert parse_conference([], conference_form(StatusCallbackEvent="participant-wave")).status_callback_event
 
 
+def test_unquoting_whole_gives_the_pairs_of_unquoting_each() -> None:
+    # A Twilio form unquoted in one piece, and the cases that must not be: an escaped separator,
+    # an escaped `%`, a UTF-8 sequence cut by a separator.
+    for text in ["CallSid=CA1&From=%2B15551234567&To=client%3Aalice&Timestamp=Tue%2C+14+Nov+2023+22%3A13%3A20+%2B0000",
+                 "a=%26&b%3D=1", "a=%2541&b=%252", "a=%e2%82&%ac=%c3=%a9", "caf%C3%A9=cr%C3%A8me&+=+"]:
+        assert query_pairs(text) == parse_qsl(text, keep_blank_values=True)
+
+
 def test_too_many_parameters() -> None:
     assert form_pairs("&".join(f"p{i}=1" for i in range(201)).encode()) is None
     assert form_pairs(b"\xff\xfe=1") is None
     assert form_pairs(b"a=1&b=&a=2") == [("a", "1"), ("b", ""), ("a", "2")]
 
 
-@given(st.lists(st.sampled_from(["a", "b", "=", "&", "+", "%", "%2", "%41", "%e2%82%ac", "%ff", " ", "é", ";"]),
+@given(st.lists(st.sampled_from(["a", "b", "=", "&", "+", "%", "%2", "%41", "%e2%82%ac", "%ff", " ", "é", ";",
+                                  "%26", "%3D", "%3d", "%25", "%2B", "%c3", "%A9", "%e2%82", "%C3%a9", "2", "6"]),
                 max_size=24))
 def test_form_and_query_parsing_is_parse_qsl(parts: list[str]) -> None:
     text = "".join(parts)
