@@ -3,7 +3,7 @@ request's id, route and account; secrets are scrubbed from every line either way
 
 Every request writes an access line, so the line's cost is part of every request's cost
 (measured with the line formatted and written to a file: 34.8 µs per `log.info` as CPython
-sets logging up, 13 µs with what `configure_logging` turns off, about 3–4× less again as an
+sets logging up, 13 µs with what `configure_logging` turns off, 3 to 4 times less again as an
 `AccessLog` line): records carry no caller, thread or process fields (nothing here prints
 them), the lines of one event-loop turn leave in one write (`TurnFlushingHandler`), and the
 access line is formatted from its parts without a `LogRecord` (`AccessLog`)."""
