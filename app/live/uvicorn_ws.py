@@ -88,15 +88,20 @@ class Inbox:
 
     async def get(self) -> Any:
         while not self._items:
-            if self._waiter is not None:
-                raise RuntimeError("concurrent receive() on one WebSocket")
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                if self._waiter is waiter:
-                    self._waiter = None
-        assert self._items is not None
+            await self.arrival()
+        return self.get_nowait()
+
+    def arrival(self) -> asyncio.Future[None]:
+        """A future done once something is put (await it, then `get_nowait`): waiting on it
+        costs no coroutine frame of its own, as `get`'s would while a socket idles."""
+        if self._waiter is not None and not self._waiter.done():  # (a done one was cancelled)
+            raise RuntimeError("concurrent receive() on one WebSocket")
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    def get_nowait(self) -> Any:
+        if not self._items:
+            raise asyncio.QueueEmpty
         item = self._items.popleft()
         if not self._items:
             self._items = None
@@ -189,6 +194,17 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         # Called once, right after the 101 response was written: it is not needed again.
         self.response: Any = None
         super().start_keepalive()
+
+    async def receive(self) -> Any:
+        # uvicorn's, awaiting the inbox's future itself rather than a coroutine that awaits it.
+        inbox = self.queue
+        while inbox.empty():
+            await inbox.arrival()
+        message = inbox.get_nowait()
+        if self.read_paused and inbox.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
 
     # -- ending connections (see the module docstring) ---------------------------------
     def data_received(self, data: bytes) -> None:

@@ -106,11 +106,19 @@ async def live_socket(scope: Scope, receive: Receive, send: Send) -> None:
     await serving
 
 
+# What an accepted socket's scope keeps: which connection it is, for whoever looks at it.
+_KEPT = ("type", "scheme", "server", "client", "path", "app")
+
+
 def forget_handshake(scope: Scope) -> None:
-    """Once the socket is accepted nothing reads the handshake's headers again, but the scope
-    lives as long as the socket (the server's protocol and every frame below it keep it):
-    empty them (about 1.5 KiB, the credential among them: `python -m bench --only memory`)."""
-    scope["headers"] = []
+    """Once the socket is accepted nothing reads the handshake's scope again (the server's
+    protocol only reads it up to the accept), but the scope lives as long as the socket (the
+    server's protocol and every frame below it keep it): keep only which connection it is.
+    The headers (the credential among them), query, ASGI and extension dicts go: about 2.2 KiB
+    per idle socket (tracemalloc; bench/README.md, "Issue 14: memory per idle socket")."""
+    kept = {key: scope[key] for key in _KEPT if key in scope}
+    scope.clear()  # and its table: a smaller one is made for what is kept
+    scope.update(kept)
 
 
 class _Handshake(HTTPConnection):

@@ -110,7 +110,7 @@ async def test_the_stock_class_still_keeps_what_the_subclass_replaces() -> None:
         await receive()
 
     stock_class = next(c for c in LiveWebSocketProtocol.__mro__ if c.__name__ == "WebSocketsSansIOProtocol")
-    for name in ("handle_connect", "start_keepalive", "data_received", "send", "on_task_complete", "shutdown"):
+    for name in ("handle_connect", "start_keepalive", "data_received", "send", "receive", "on_task_complete", "shutdown"):
         assert callable(getattr(stock_class, name)), name
     async with Served(app, STOCK) as served, websockets.connect(f"ws://127.0.0.1:{served.port}/"):
         while not served.connections:
