@@ -53,8 +53,10 @@ def websocket_options(settings: Settings) -> WebSocketOptions:
 
     - `websockets-sansio`: no task per connection of its own (keepalive is a loop timer), and a
       write that has room never suspends, which the live pump relies on to write without tasks.
-      Run as `app.live.uvicorn_ws:LiveWebSocketProtocol`, which only drops the upgrade request
-      and the 101 response uvicorn would keep for the socket's life (~4.5 KiB per idle socket).
+      Run as `app.live.uvicorn_ws:LiveWebSocketProtocol`, which drops what uvicorn and websockets
+      would keep for the socket's life and never read again (the upgrade request and its headers,
+      the 101 response, an instance dict: 21.2 KiB per idle socket with the stock class, 10.4 with
+      it and the app's own cuts; bench/README.md, "Issue 14: memory per idle socket").
       The `uvicorn_ws` setting (UVICORN_WS) picks another implementation
       (`websockets-sansio`: the stock one), for comparisons only.
     - `ws_max_size`: an inbound message over LIVE_MAX_MESSAGE_BYTES is refused by the frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 from dataclasses import dataclass
@@ -114,6 +115,9 @@ class TokenVerifier:
         # Clients send the same token on every request; remembering the exact
         # token bytes that verified (until their `exp`) skips the signature work.
         self._verified: dict[str, Principal] = {}
+        # Each distinct set of roles once, shared by the principals that have it: a live
+        # connection keeps its principal for hours, and a frozenset is 216 bytes however small.
+        self._role_sets: dict[frozenset[str], frozenset[str]] = {}
         self._keys_version = keys.version
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -138,6 +142,10 @@ class TokenVerifier:
         principal = self._decode(token)
         if len(self._verified) >= self._CACHE_MAX:
             self._verified.clear()
+            self._role_sets.clear()
+        roles = self._role_sets.setdefault(principal.roles, principal.roles)
+        if roles is not principal.roles:
+            principal = dataclasses.replace(principal, roles=roles)
         self._verified[token] = principal
         return principal
 

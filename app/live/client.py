@@ -152,8 +152,10 @@ class Connection:
                 if token is not None:
                     close = await self._authenticate(Authenticate(token, since, refresh=False))
                 token = since = None  # this frame lives as long as the connection: keep no credentials
-                if close is None:
-                    close = await self._read()
+                receive = self._transport.receive  # reading, here: a frame of its own would live as long
+                while close is None and (data := await receive()) is not None:
+                    close = await self._on_inbound(data)
+                    del data  # an auth message's token is not kept while the socket idles
             except asyncio.CancelledError:
                 if not self._stopping or self._uncancel():
                     raise
@@ -186,17 +188,6 @@ class Connection:
         return task is not None and task.uncancel() > 0
 
     # -- reading ------------------------------------------------------------------
-    async def _read(self) -> Close | None:
-        receive = self._transport.receive
-        while True:
-            data = await receive()
-            if data is None:
-                return None
-            close = await self._on_inbound(data)
-            del data  # an auth message's token is not kept while the socket idles
-            if close is not None:
-                return close
-
     async def _on_inbound(self, data: str | bytes) -> Close | None:
         """One inbound message; a Close ends the connection."""
         try:

@@ -1,18 +1,28 @@
 """uvicorn's `websockets-sansio` protocol, minus what it keeps per socket and never needs,
 plus three fixes of how it ends a connection.
 
-On an idle live socket uvicorn's protocol holds about 21 KiB. Two parts of it are
+On an idle live socket uvicorn's protocol holds about 21 KiB. Parts of it are
 spent on nothing once the socket is open, and this subclass removes them; the
 protocol's behaviour (framing, limits, close handshake, back-pressure) is uvicorn's:
 
 - the parsed upgrade request (`self.request`: a websockets `Request` and its
   `Headers`) and the 101 response it built (`self.response`), which uvicorn
   never reads again once the response is sent (the ASGI scope already has the
-  request headers): about 4.5 KiB, dropped when the handshake is over;
+  request headers): about 4.5 KiB, dropped when the handshake is over. websockets'
+  own parser keeps the request too, as a local of `ServerProtocol.parse`, the generator
+  that then parses the socket's frames: its headers are emptied (`Headers.clear()`,
+  public), 3.5 KiB per socket (tracemalloc, issue 14);
 - an `asyncio.Queue` for inbound events and an `asyncio.Event` for "writable":
   five deques between them (about 3.8 KiB, each empty deque being 600 bytes),
   replaced by `Inbox` and `Flag`, which do what uvicorn asks of them (put,
-  get, empty; set, clear, wait) with a waiter made only while someone waits.
+  get, empty; set, clear, wait) with a waiter made only while someone waits; `receive`
+  (uvicorn's, four lines) awaits the inbox's waiter itself, not a `get` coroutine that
+  awaits it (224 bytes of frame per idle socket);
+- the instance dict: uvicorn sets 37 attributes, past what CPython shares between the
+  dicts of one class's instances (30), so each instance had a dict of its own, 1.6 KiB.
+  This class names them all in `__slots__` (`UVICORN_ATTRIBUTES`; 8 bytes each, no dict);
+- a coroutine frame: what this class does once the app has returned is in the task's done
+  callback (`on_task_complete`), not in a `run_asgi` override awaiting uvicorn's (224 bytes).
 
 The fixes (each absent from the stock class, which `UVICORN_WS=websockets-sansio` shows):
 
@@ -31,12 +41,15 @@ The reach-in, kept to this module: uvicorn has no public way to change what its 
 keeps per socket or how it ends one, so this subclasses its private
 `uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol` and replaces,
 by name, its `queue`, `writable`, `request` and `response` attributes and its
-`handle_connect`, `start_keepalive`, `data_received`, `send`, `run_asgi` and `shutdown`
-methods (reading `conn`, `close_timer`, `handshake_*`, `close_sent`). What it buys, measured
-by the previous session (`python -m bench --only memory`): 21.2 KiB per idle socket with the
-stock class, 15.1 KiB with this one, and the three fixes above. uvicorn is pinned (>=0.54,<0.55);
+`handle_connect`, `start_keepalive`, `data_received`, `send`, `receive`, `on_task_complete` and `shutdown`
+methods (reading `conn`, `close_timer`, `handshake_*`, `close_sent`), and stores every attribute
+it sets in slots. What it buys (`python -m bench --only memory`): 21.2 KiB per idle socket with
+the stock class, 15.1 KiB with the queue, event and handshake objects gone (the previous session),
+and the headers, dict and frame above (issue 14: bench/README.md, "Issue 14: memory per idle
+socket"), and the three fixes above. uvicorn is pinned (>=0.54,<0.55);
 tests/live/test_uvicorn_ws.py runs this class on a real uvicorn server and checks the stock
-class still has everything overridden here, so an upgrade that moves them fails loudly.
+class still has everything overridden here (and sets no attribute the slots do not name), so
+an upgrade that moves them fails loudly.
 
 It also sets each live socket's kernel send buffer (LIVE_SOCKET_SEND_BUFFER, in `connection_made`,
 the public asyncio protocol method) so that a slow reader's writes block only briefly.
@@ -77,15 +90,20 @@ class Inbox:
 
     async def get(self) -> Any:
         while not self._items:
-            if self._waiter is not None:
-                raise RuntimeError("concurrent receive() on one WebSocket")
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                if self._waiter is waiter:
-                    self._waiter = None
-        assert self._items is not None
+            await self.arrival()
+        return self.get_nowait()
+
+    def arrival(self) -> asyncio.Future[None]:
+        """A future done once something is put (await it, then `get_nowait`): waiting on it
+        costs no coroutine frame of its own, as `get`'s would while a socket idles."""
+        if self._waiter is not None and not self._waiter.done():  # (a done one was cancelled)
+            raise RuntimeError("concurrent receive() on one WebSocket")
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    def get_nowait(self) -> Any:
+        if not self._items:
+            raise asyncio.QueueEmpty
         item = self._items.popleft()
         if not self._items:
             self._items = None
@@ -132,7 +150,20 @@ class Flag:
         return True
 
 
+# Every attribute uvicorn's protocol sets on an instance (tests/live/test_uvicorn_ws.py checks a live
+# one has nothing else): as slots of the subclass, not entries of an instance dict.
+UVICORN_ATTRIBUTES = (
+    "app", "app_state", "asgi_version", "client", "close_sent", "close_timeout", "close_timer", "config", "conn",
+    "connections", "curr_msg_data_type", "default_headers", "disconnected", "frames", "handshake_complete",
+    "handshake_initiated", "initial_response", "last_ping_rtt", "logger", "loop", "pending_ping_payload",
+    "ping_interval", "ping_sent_at", "ping_timeout", "ping_timer", "pong_timer", "queue", "read_paused", "request",
+    "response", "root_path", "scheme", "scope", "server", "tasks", "transport", "writable",
+)
+
+
 class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    __slots__ = UVICORN_ATTRIBUTES
+
     # LIVE_SOCKET_SEND_BUFFER, set once by the app's start-up (app.composition): the kernel send
     # buffer asked for each live socket; 0 leaves the kernel's autotuning (up to tcp_wmem's max).
     send_buffer_bytes: ClassVar[int] = 0
@@ -157,11 +188,25 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         # The scope was built from it; a refused handshake (not 101) has been answered.
         self.request: Any = None
+        # websockets' parser keeps the request in its frame (a local of ServerProtocol.parse,
+        # which then parses frames for the socket's life): its headers go, by their public clear().
+        event.headers.clear()
 
     def start_keepalive(self) -> None:
         # Called once, right after the 101 response was written: it is not needed again.
         self.response: Any = None
         super().start_keepalive()
+
+    async def receive(self) -> Any:
+        # uvicorn's, awaiting the inbox's future itself rather than a coroutine that awaits it.
+        inbox = self.queue
+        while inbox.empty():
+            await inbox.arrival()
+        message = inbox.get_nowait()
+        if self.read_paused and inbox.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
 
     # -- ending connections (see the module docstring) ---------------------------------
     def data_received(self, data: bytes) -> None:
@@ -188,8 +233,10 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self._abort_if_open)
 
-    async def run_asgi(self) -> None:
-        await super().run_asgi()
+    def on_task_complete(self, task: asyncio.Task[None]) -> None:
+        # The app's task (run_asgi) is done: here rather than in a run_asgi override, whose
+        # coroutine frame would live as long as the socket.
+        super().on_task_complete(task)
         if not self.writable.is_set():
             self._abort_if_open()  # the app gave up on a write that cannot complete
 

@@ -131,3 +131,12 @@ def test_a_cached_token_still_expires() -> None:
     time.sleep(1.1)
     with pytest.raises(TokenExpired):
         v.verify(token)
+
+
+def test_principals_with_the_same_roles_share_one_set() -> None:
+    """A live connection keeps its principal for hours: one frozenset per distinct set of roles."""
+    v = verifier()
+    alice, bob = v.verify(make(sub="alice", roles=["User", "Manager"])), v.verify(make(sub="bob", roles=["Manager", "User"]))
+    carol = v.verify(make(sub="carol", roles=["User"]))
+    assert alice.roles is bob.roles and alice.roles == frozenset({"User", "Manager"})
+    assert carol.roles == frozenset({"User"}) and bob.user_id == "bob"

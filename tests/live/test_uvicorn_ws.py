@@ -18,7 +18,7 @@ import websockets
 from app.__main__ import websocket_options
 from app.config import load_settings
 from app.live.pump import resume, start
-from app.live.uvicorn_ws import Flag, Inbox, LiveWebSocketProtocol
+from app.live.uvicorn_ws import UVICORN_ATTRIBUTES, Flag, Inbox, LiveWebSocketProtocol
 from tests.support.processes import free_port
 
 SETTINGS = load_settings({"APP_ENV": "test"})
@@ -87,6 +87,8 @@ async def test_a_real_socket_keeps_no_handshake_and_echoes() -> None:
             assert isinstance(conn, LiveWebSocketProtocol)
             assert conn.request is None and conn.response is None
             assert isinstance(conn.queue, Inbox) and isinstance(conn.writable, Flag)
+            assert vars(conn) == {}  # every attribute in a slot
+            assert not handshake_request(conn).headers  # what websockets' parser keeps of it
             await ws.send("again")
             assert await ws.recv() == "again"
     finally:
@@ -108,7 +110,7 @@ async def test_the_stock_class_still_keeps_what_the_subclass_replaces() -> None:
         await receive()
 
     stock_class = next(c for c in LiveWebSocketProtocol.__mro__ if c.__name__ == "WebSocketsSansIOProtocol")
-    for name in ("handle_connect", "start_keepalive", "data_received", "send", "run_asgi", "shutdown"):
+    for name in ("handle_connect", "start_keepalive", "data_received", "send", "receive", "on_task_complete", "shutdown"):
         assert callable(getattr(stock_class, name)), name
     async with Served(app, STOCK) as served, websockets.connect(f"ws://127.0.0.1:{served.port}/"):
         while not served.connections:
@@ -117,9 +119,21 @@ async def test_the_stock_class_still_keeps_what_the_subclass_replaces() -> None:
         assert type(conn) is stock_class
         seen = [conn.request, conn.response, conn.queue, conn.writable, conn.conn.handshake_exc,
                 conn.close_timer, conn.handshake_initiated, conn.handshake_complete, conn.close_sent]
+        attributes = set(vars(conn))
+        parsed = handshake_request(conn)
     request, response, queue, writable, *_ = seen
     assert request is not None and response is not None and response.status_code == 101
     assert type(queue) is asyncio.Queue and type(writable) is asyncio.Event
+    # The subclass's slots name every attribute the stock class sets (a new one would land in a dict).
+    assert attributes == set(UVICORN_ATTRIBUTES)
+    # websockets' parser keeps the request, headers and all, for the socket's life.
+    assert parsed is request and parsed.headers["host"]
+
+
+def handshake_request(conn: Any) -> Any:
+    """The upgrade request websockets' parser keeps: a local of ServerProtocol.parse's frame,
+    which goes on parsing frames for the socket's life."""
+    return conn.conn.parser.gi_frame.f_locals["request"]
 
 
 # -- how connections end (the fixes over the stock class) ---------------------------------

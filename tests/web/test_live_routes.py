@@ -3,6 +3,7 @@ running (a WebSocket handshake gets an HTTP denial response, not an accept).
 WebSocket handshakes on /sessions/live bypass Starlette's middleware and router
 (app.composition.App); their refusals still carry `responseStatus`."""
 
+import asyncio
 import json
 from collections.abc import MutableMapping
 from typing import Any
@@ -102,3 +103,40 @@ async def test_only_the_live_path_skips_the_router(real_redis: aioredis.Redis, s
     assert [m["type"] for m in await handshake(app, [], "/sessions/other")] == ["websocket.close"]
     sent = await handshake(app, [], "/sessions/live")
     assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 503
+
+
+async def test_an_accepted_socket_keeps_neither_the_handshake_headers_nor_the_credential(
+        real_redis: aioredis.Redis, settings: Settings) -> None:
+    """The scope and every coroutine frame of a live socket last as long as it does: once it is
+    accepted and subscribed, the scope's headers are empty and no frame holds the token."""
+    app = create_app(settings, redis=real_redis)
+    tok = token(settings)
+    scope = handshake_scope("/sessions/live", [(b"authorization", f"Bearer {tok}".encode()), (b"x-other", b"1")])
+    sent: list[MutableMapping[str, Any]] = []
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    incoming.put_nowait({"type": "websocket.connect"})
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async with app.router.lifespan_context(app):
+        task = asyncio.create_task(app(scope, incoming.get, send))
+        while not any(b'"snapshot"' in (m.get("bytes") or m.get("text", "").encode()) for m in sent):
+            await asyncio.sleep(0.01)
+        assert sent[0]["type"] == "websocket.accept"
+        assert sorted(scope) == ["app", "client", "path", "scheme", "server", "type"]  # no headers
+        while (chain := coroutines(task))[-1].cr_code.co_name != "get":  # until it idles, reading
+            await asyncio.sleep(0.01)
+        held = [value for coro in chain for value in coro.cr_frame.f_locals.values()]
+        assert len(chain) > 3 and tok not in held
+        incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(task, 5)
+
+
+def coroutines(task: asyncio.Task[Any]) -> list[Any]:
+    """The task's coroutines, outermost first, down to what it awaits."""
+    chain, coro = [], task.get_coro()
+    while hasattr(coro, "cr_frame"):
+        chain.append(coro)
+        coro = coro.cr_await
+    return chain
