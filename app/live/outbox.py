@@ -2,7 +2,8 @@
 
 The relay never waits for a socket: it offers messages here and moves on. When
 a message would take the queue past its byte bound, the queue *conflates*
-(docs/protocol.md "Conflation"): it drops its queued patches, snapshots and pings,
+(docs/protocol.md "Conflation"): it drops its queued patches and snapshots (a queued ping
+stays, without its position),
 remembers the position the client's state will be at once what it already wrote
 is applied (`conflate_from`: the first dropped patch's base), and takes no more
 patches until its owner (the relay, asked through `on_overflow` once the writer has
@@ -181,9 +182,13 @@ class Outbox:
         self._requested = False
 
     def _drop_positional(self) -> None:
+        """Drop the queued patches and snapshots. A queued ping stays, without its position:
+        the connection is waiting for its pong, and a client that never got it would be
+        closed for not answering (3012) while it reads."""
         if self._items is None:
             return
-        kept = deque(m for m in self._items if m.kind not in _POSITIONAL)
+        kept = deque(_PLAIN_PING if m.kind == "ping" else m for m in self._items
+                     if m.kind not in _POSITIONAL or m.kind == "ping")
         self._items = kept or None
         self._bytes = sum(m.size for m in kept)
 

@@ -122,6 +122,19 @@ async def test_an_overflowing_outbox_conflates_from_its_first_queued_patch() -> 
     assert outbox.conflate_from is None and outbox.pop() is merged and outbox.conflations == 1
 
 
+async def test_a_ping_queued_when_the_conflation_begins_still_goes_out() -> None:
+    """The connection waits for that ping's pong: dropping it with the patches would close a
+    client that reads (3012, no pong) for a ping it never got."""
+    outbox = Outbox(max_bytes=200)
+    outbox.on_overflow = lambda: None
+    outbox.offer(patch(1))
+    outbox.offer(protocol.ping(Position("e", 1), "0" * 16))
+    for cursor in range(2, 8):
+        outbox.offer(patch(cursor))
+    assert outbox.conflate_from == Position("e", 0)
+    assert [m.text for m in outbox.drain()] == ['{"type":"ping"}']  # kept, without its position
+
+
 async def test_a_queued_snapshot_makes_the_conflation_a_snapshot_and_a_snapshot_ends_it() -> None:
     outbox = Outbox(max_bytes=200)
     outbox.on_overflow = lambda: None
