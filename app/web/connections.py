@@ -20,7 +20,7 @@ _json = msgspec.json.Encoder()
 
 async def get_connections(request: Request) -> Response:
     svc = services(request)
-    principal = require_role(await svc.authenticate(bearer_token(request)), USER)
+    principal = require_role(await svc.authenticate(bearer_token(request, svc.origins)), USER)
     if not principal.sees_whole_account:
         raise Forbidden("Only a Manager or Admin sees the account's connections")
     rows = []

@@ -22,7 +22,7 @@ _json = msgspec.json.Encoder()
 
 async def get_presence(request: Request) -> Response:
     svc = services(request)
-    principal = require_role(await svc.authenticate(bearer_token(request)), USER)
+    principal = require_role(await svc.authenticate(bearer_token(request, svc.origins)), USER)
     viewer = Viewer.of(principal)
     only = request.query_params.get("endpointId")
     if only is not None and not is_id(only):

@@ -6,6 +6,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
 from app.web.errors import ApiError
+from app.web.origins import OriginPolicy
 
 
 def bearer_from_header(authorization: str | None) -> str | None:
@@ -15,9 +16,12 @@ def bearer_from_header(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def bearer_token(request: Request) -> str | None:
-    """`Authorization: Bearer <token>`, else the `ss-tok` cookie (ServiceStack's order)."""
-    return bearer_credential(request)[0]
+def bearer_token(request: Request, origins: OriginPolicy) -> str | None:
+    """`Authorization: Bearer <token>`, else the `ss-tok` cookie (ServiceStack's order), the
+    cookie only from the service's own pages and the allowed origins (403 otherwise)."""
+    token, from_cookie = bearer_credential(request)
+    origins.check_cookie_credential(request.scope, from_cookie)
+    return token
 
 
 def bearer_credential(request: Request) -> tuple[str | None, bool]:

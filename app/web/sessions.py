@@ -17,7 +17,7 @@ from app.services import Services, services
 from app.web.snapshot_cache import Snapshot, key_for
 from app.domain.visibility import Viewer, visible_sessions
 from app.web.errors import ApiError, request_format
-from app.web.requests import bearer_credential, bearer_from_header
+from app.web.requests import bearer_from_header, bearer_token
 
 OPERATIONS: Final = {"getactivesessions": "GetActiveSessions", "getmysessions": "GetMySessions"}
 FORMATS: Final = ("json", "xml", "jsv", "csv")
@@ -88,9 +88,7 @@ def _token(request: Request, wanted: _Wanted, svc: Services) -> str | None:
         token = bearer_from_header(wanted.authorization.decode("latin-1"))
         if token is not None:
             return token
-    token, from_cookie = bearer_credential(request)
-    svc.origins.check_cookie_credential(request.scope, from_cookie)
-    return token
+    return bearer_token(request, svc.origins)
 
 
 async def get_active_sessions(request: Request) -> Response:

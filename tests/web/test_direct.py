@@ -124,3 +124,13 @@ async def test_a_store_outage_is_what_the_router_sends(settings: Settings) -> No
         await down.state.services.store.redis.aclose()
     same(direct, routed)
     assert direct.status_code == 503 and direct.json()["responseStatus"]["errorCode"] == "ServiceUnavailable"
+
+
+@pytest.mark.parametrize("path", [READ_PATH, "/presence", "/live/connections"])
+async def test_no_read_honours_the_cookie_from_a_foreign_origin(app: App, settings: Settings, path: str) -> None:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    cookie = {"Cookie": f"ss-tok={token(settings, roles=('User', 'Manager'))}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get(path, headers={**cookie, "Origin": "https://evil.example"})).status_code == 403
+        assert (await c.get(path, headers={**cookie, "Origin": ORIGIN})).status_code == 200
+        assert (await c.get(path, headers=cookie)).status_code == 200  # no Origin: not a page's request
