@@ -195,7 +195,8 @@ def _buffered(stream: TextIO) -> TextIO:
 
 
 def configure_logging(settings: Settings) -> None:
-    """One stderr handler on the root logger; uvicorn's loggers write through it.
+    """One stderr handler on the root logger; uvicorn's loggers write through it, except its
+    access logger (the service writes its own access line).
 
     Records skip what no formatter here prints: the caller's frame (`logging._srcfile`,
     the switch the logging HOWTO's "Optimization" section gives; 10 µs per line), thread,
@@ -215,7 +216,14 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     ACCESS.install(handler, formatter)
     root.setLevel(settings.log_level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # The service writes its own access line (`app.access`: request id, status, duration).
+    # uvicorn's HTTP protocol writes one too whenever "uvicorn.access" has a handler, even under
+    # `--no-access-log` (that only empties the logger, which propagation had refilled): two lines
+    # per request, the second one costing a LogRecord each.
+    quiet = logging.getLogger("uvicorn.access")
+    quiet.handlers.clear()
+    quiet.propagate = False
