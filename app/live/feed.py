@@ -271,6 +271,13 @@ class Feed:
         while len(recent) > _RECENT_CHANGES or now - recent[0][0] > _RECENT_SECONDS:
             recent.popleft()
 
+    def resubscribed(self) -> None:
+        """The channel was (re)subscribed: what was published meanwhile may be lost. A feed with
+        subscribers finds out at its check (and catches up, its memory with it); one without
+        forgets what it remembers (a resume from it could miss the lost changes until a check)."""
+        if not self.subs:
+            self._forget()
+
     def _forget(self) -> None:
         self._recent.clear()
         self._digests.clear()

@@ -304,6 +304,7 @@ class Hub:
     def _on_subscribed(self, account_id: str) -> None:
         feed = self._feeds.get(account_id)
         if feed is not None:
+            feed.resubscribed()
             feed.check()
 
     async def _check_periodically(self) -> None:

@@ -172,12 +172,16 @@ async def test_a_gap_on_the_channel_is_not_replayed_from_memory(lingering: Hub, 
 async def test_a_resume_from_another_epoch_or_ahead_is_not_served_from_memory(lingering: Hub,
                                                                               store: SessionStore) -> None:
     hub = lingering
-    _, box, _ = await _connect(hub, E1)
+    sub, box, _ = await _connect(hub, E1)
     await store.commit("A", "S1", setting(endpoint_id="E1"))
     await take(box)
     epoch, head = await store.position("A")
     feed = hub._feeds["A"]
     await until(lambda: feed.head == head)
+    await hub.close(sub)
+    assert feed.recent(epoch, head - 1, 1000) is not None
+    hub._on_subscribed("A")  # resubscribed (the broker reconnected) while nobody listened: forgets
+    assert feed.recent(epoch, head - 1, 1000) is None and feed.recent(epoch, head, 1000) is not None
     assert feed.recent("not-the-epoch", head, 1000) is None
     assert feed.recent(epoch, head + 1, 1000) is None  # ahead of anything relayed: the store decides
     other = Outbox(100_000)
