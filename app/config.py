@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_max_message_bytes: int = 65_536  # inbound message size limit (uvicorn closes with 1009 first; 3504 here)
     live_replay_max_changes: int = 5_000  # resume scans at most this many changes, else reset
     live_position_check_seconds: float = 30.0  # compare relayed position with the store
+    # An account's feed left without subscribers keeps following it this long (0: stops at once), so
+    # that a reconnect storm resumes from what it relayed, with no read (docs/architecture.md).
+    live_feed_linger_seconds: float = 5.0
     live_poll_max_wait: float = 60.0  # cap on /sessions/changes?wait=
     live_drain_spread_ms: int = 5_000  # SIGTERM: reconnect delay hints spread over this
     live_drain_timeout: float = 3.0  # SIGTERM: wait this long for clients to go
@@ -154,6 +157,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"LIVE_SOCKET_SEND_BUFFER must be >= 0 (0: the kernel's), not {self.live_socket_send_buffer}")
         if self.live_conflate_lag_ms < 0:
             raise ConfigError(f"LIVE_CONFLATE_LAG_MS must be >= 0 (0: acks never conflate), not {self.live_conflate_lag_ms}")
+        if self.live_feed_linger_seconds < 0:
+            raise ConfigError(f"LIVE_FEED_LINGER_SECONDS must be >= 0, not {self.live_feed_linger_seconds}")
         if self.live_digest_every < 0:
             raise ConfigError(f"LIVE_DIGEST_EVERY must be >= 0 (0: no digests), not {self.live_digest_every}")
         if self.gc_policy not in GC_POLICIES:

@@ -14,12 +14,20 @@ patch a subscriber gets carries it (that one message encoded once per class and 
 
 A subscriber whose queue overflows is conflated, not dropped (app.live.outbox): its queue
 says from where, and the worker sends it the one patch from there to its cursor, built
-from the change log (`views.ops_for_range`), or a snapshot when that is smaller."""
+from the change log (`views.ops_for_range`), or a snapshot when that is smaller.
+
+The feed also remembers what it relayed, for resumes (docs/architecture.md, "Live path"): the
+account's last changes, contiguous up to its head (`recent`: at most `_RECENT_CHANGES`, and none
+older than `_RECENT_SECONDS` once newer ones arrive), and, for each viewer whose connection left
+while current, its digest at the head, moved along with every change (`digest_at`). A resume
+from inside them (a reconnect storm) needs no read: it gets what it would have got had it
+stayed connected."""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import logging
 import time
 from collections import deque
@@ -27,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain import digest
-from app.domain.changes import Change
+from app.domain.changes import Change, LogRead
 from app.live import protocol, resume
 from app.live.outbox import Outbox
 from app.live.protocol import Close, CloseCode, Message
@@ -43,6 +51,9 @@ from app.domain.visibility import Viewer
 log = logging.getLogger("app.live.feed")
 _ARRIVALS_KEPT = 4096  # changes whose arrival time is kept for the ack's lag
 _HOLD_WITHOUT_ACK_SECONDS = 10.0  # a hold is released if no ack comes for this long
+_RECENT_CHANGES = 256  # relayed changes kept per account for resumes (`Feed.recent`)
+_RECENT_SECONDS = 10.0  # ... dropped once this old, as newer ones arrive
+_DIGESTS_KEPT = 1024  # viewers whose digest at the head is kept for resumes (`Feed.digest_at`)
 STORE_ERRORS = (StoreUnavailable, *REDIS_DOWN, asyncio.TimeoutError)
 
 
@@ -108,6 +119,7 @@ class Stats:
     resets: int = 0
     conflated: int = 0  # conflated patches sent (a conflation that ended in a snapshot is a reset)
     dropped_publications: int = 0
+    resumed_from_memory: int = 0  # resumes served from what the feed relayed (`Feed.recent`), no read
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +179,11 @@ class Feed:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ready: asyncio.Future[None] | None = None  # the broker subscription
+        # What was relayed, for resumes: the last changes, contiguous (with when each was
+        # relayed); the digests at the head of viewers whose connection left while current,
+        # {viewer: (epoch, cursor, digest)}.
+        self._recent: deque[tuple[float, Change]] = deque()
+        self._digests: dict[Viewer, tuple[str, int, int]] = {}
 
     # -- called from other tasks (never block) -----------------------------------
     def start(self) -> None:
@@ -204,7 +221,80 @@ class Feed:
         self._push(_Rebind(sub, viewer))
 
     def leave(self, sub: Subscriber) -> None:
+        """`sub`'s connection ended. Its digest, when known, is kept (and moved along with
+        each change after its cursor) for its viewer's next resume (`digest_at`)."""
         self.subs.discard(sub)
+        if (sub.digest is None or not self._digest_every or (sub.epoch == self.epoch and sub.cursor < self.head)
+                or (sub.viewer not in self._digests and len(self._digests) >= _DIGESTS_KEPT)):
+            return  # unknown; or behind, where the relay would never move it
+        self._digests[sub.viewer] = (sub.epoch, sub.cursor, sub.digest)
+
+    # -- what it remembers, for resumes ----------------------------------------------
+    def recent(self, epoch: str | None, cursor: int, limit: int) -> LogRead | None:
+        """What `log_since` would answer for a resume from `epoch:cursor`, from what this feed
+        relayed: every change after `cursor` up to its head; None when it does not hold them all
+        (or more than `limit`). The feed is subscribed: whatever follows its head reaches it on
+        the channel, as whatever follows a read does (a loss shows by cursor, or at a check)."""
+        head = self.head
+        if self.epoch is None or epoch != self.epoch or cursor > head:
+            return None
+        if cursor == head:
+            return LogRead(epoch, head, [])
+        recent = self._recent
+        if (not recent or recent[-1][1].cursor != head or recent[0][1].cursor > cursor + 1
+                or head - cursor > limit):
+            return None
+        first = cursor + 1 - recent[0][1].cursor
+        return LogRead(epoch, head, [change for _, change in itertools.islice(recent, first, None)])
+
+    def digest_at(self, viewer: Viewer) -> DigestBase | None:
+        """The viewer's digest at this feed's head, when a connection of it left current (and
+        every change since had the hashes to move it): a resumed client's base, read from no store."""
+        known = self._digests.get(viewer)
+        if known is None or known[0] != self.epoch or known[1] != self.head:
+            return None
+        return DigestBase(*known)
+
+    def _remember(self, change: Change) -> None:
+        """Keep a relayed change (`_relay` moved the head to it); the kept ones stay contiguous."""
+        recent = self._recent
+        if recent:
+            last = recent[-1][1]
+            if last.epoch == change.epoch and change.cursor <= last.cursor:
+                return  # relayed again (a catch-up)
+            if last.epoch != change.epoch or change.cursor != last.cursor + 1:
+                recent.clear()  # a gap: what is kept must not reach back past it
+        if change.epoch != self.epoch:
+            return
+        now = self._clock()
+        recent.append((now, change))
+        while len(recent) > _RECENT_CHANGES or now - recent[0][0] > _RECENT_SECONDS:
+            recent.popleft()
+
+    def resubscribed(self) -> None:
+        """The channel was (re)subscribed: what was published meanwhile may be lost. A feed with
+        subscribers finds out at its check (and catches up, its memory with it); one without
+        forgets what it remembers (a resume from it could miss the lost changes until a check)."""
+        if not self.subs:
+            self._forget()
+
+    def _forget(self) -> None:
+        self._recent.clear()
+        self._digests.clear()
+
+    def _move_digests(self, change: Change) -> None:
+        """Move the kept digests along `change`; one it cannot move (not at the change's
+        cursor, or the change has no hashes) is dropped."""
+        entry = change.entry
+        for viewer, (epoch, cursor, known) in list(self._digests.items()):
+            if epoch == change.epoch and cursor >= change.cursor:
+                continue  # relayed again
+            moved = (digest.delta(entry.hash_before, entry.hash_after, *seen(entry, viewer))
+                     if epoch == change.epoch and cursor == change.cursor - 1 else None)
+            if moved is None:
+                del self._digests[viewer]
+            else:
+                self._digests[viewer] = (epoch, change.cursor, (known + moved) & digest.MASK)
 
     def acknowledged(self, sub: Subscriber, cursor: int, epoch: str | None) -> None:
         """The client says its state is applied up to `cursor`: its lag, the arrival-to-ack
@@ -300,6 +390,7 @@ class Feed:
         if change.epoch != self.epoch:
             if self.epoch is not None:
                 log.warning("account %s: change log epoch %s -> %s", self.account_id, self.epoch, change.epoch)
+                self._forget()
             self.epoch, self.head = change.epoch, 0
         stale = [s for s in self.subs if s.epoch != change.epoch]
         if stale:
@@ -333,6 +424,8 @@ class Feed:
         except STORE_ERRORS as exc:
             log.warning("account %s: position check failed: %s", self.account_id, exc)
             return
+        if (self.epoch is not None and epoch != self.epoch) or head < self.head:
+            self._forget()  # another epoch, or the store lost changes it had: nothing kept holds
         if epoch != self.epoch:
             self.epoch, self.head = epoch, head
         # Ahead of the store: Redis lost the last writes (a failover, a restart
@@ -391,6 +484,9 @@ class Feed:
                         sub.release_at = sub.offered
                         sub.outbox.hold(Position(change.epoch, change.cursor - 1))
                 self._offer(sub, message)
+        self._remember(change)
+        if self._digests:
+            self._move_digests(change)
         hooks.relayed(change)
 
     def _follow_digest(self, sub: Subscriber, pair: Seen, message: Message | None, moved: int | None,
@@ -431,12 +527,16 @@ class Feed:
     async def _catch_up(self, behind: list[Subscriber], target: int) -> None:
         self._stats.catch_ups += 1
         start = min(s.cursor for s in behind)
-        try:
-            changes = await self._source.changes_since(self.account_id, start, limit=self._max_changes)
-        except STORE_ERRORS as exc:
-            log.warning("account %s: catch-up from %d failed: %s", self.account_id, start, exc)
-            self._fail(behind)
-            return
+        held = self.recent(self.epoch, start, self._max_changes)  # relayed already: no read
+        if held is not None and held.head >= target and all(s.epoch == self.epoch for s in behind):
+            changes: list[Change] | None = held.changes
+        else:
+            try:
+                changes = await self._source.changes_since(self.account_id, start, limit=self._max_changes)
+            except STORE_ERRORS as exc:
+                log.warning("account %s: catch-up from %d failed: %s", self.account_id, start, exc)
+                self._fail(behind)
+                return
         for change in changes or ():
             self._relay(change)
         still = [s for s in behind if s in self.subs and s.cursor < target]

@@ -2,8 +2,9 @@
 
 The hub keeps one Feed per account with local subscribers, subscribing the
 broker to the account's channel when the first arrives and unsubscribing when
-the last leaves. It also knows every open connection, to drain them on
-shutdown."""
+the last leaves (after `linger_seconds`: a feed left without subscribers keeps following
+its account that long, so that a reconnect storm resumes from what it holds, app.live.feed).
+It also knows every open connection, to drain them on shutdown."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class Teardowns:
 class Hub:
     def __init__(self, source: ChangeSource, broker: Broker, *, max_changes: int, replay_budget: int,
                  check_interval: float, digest_every: int = 0, conflate_lag_ms: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 linger_seconds: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         self._source = source
         self._broker = broker
         self._max_changes = max_changes
@@ -64,6 +65,9 @@ class Hub:
         self._bases: dict[str, asyncio.Future[resume.View]] = {}  # a whole-account view read, shared
         self._logs: dict[str, tuple[int, asyncio.Future[LogRead]]] = {}  # a log read from a cursor, shared
         self._refs: dict[str, int] = {}
+        self._linger = linger_seconds  # LIVE_FEED_LINGER_SECONDS
+        self._lingering: dict[str, asyncio.TimerHandle] = {}  # feeds without subscribers, until they stop
+        self._stopping: set[asyncio.Task[None]] = set()
         self._connections: set[Outbox] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -84,6 +88,10 @@ class Hub:
         if self._checker is not None:
             self._checker.cancel()
             await asyncio.gather(self._checker, return_exceptions=True)
+        for timer in self._lingering.values():
+            timer.cancel()
+        self._lingering.clear()
+        await asyncio.gather(*self._stopping, return_exceptions=True)
         for feed in list(self._feeds.values()):
             await feed.stop()
         self._feeds.clear()
@@ -144,15 +152,20 @@ class Hub:
             assert feed.ready is not None
             await asyncio.shield(feed.ready)
             digests = self._digest_every > 0
+            epoch = since.epoch if since is not None else None
             start = await resume.start(self._source, viewer, since, max_changes=self._max_changes,
-                                       budget=self._replay_budget, digests=digests, read_log=self._log_since)
+                                       budget=self._replay_budget, digests=digests,
+                                       read_log=lambda _, cursor, limit: self._log_since(feed, epoch, cursor, limit))
             TALLY.starts[start.outcome] += 1
             for message in start.messages:
                 outbox.offer(message)
             sub = Subscriber(viewer, outbox, start.epoch, start.cursor, digest=start.digest, who=who,
                              offered=start.cursor)
             if digests and digest and start.digest is None:
-                sub.learn(await self._digest_base(viewer))
+                base = feed.digest_at(viewer)  # a connection of the viewer left current: no read
+                if base is None or base.epoch != sub.epoch or base.cursor < sub.cursor:
+                    base = await self._digest_base(viewer)
+                sub.learn(base)
             await feed.join(sub)
             return sub
         except BaseException:
@@ -179,14 +192,21 @@ class Hub:
             return await resume.digest_base(self._source, viewer)
         return resume.base_of(await asyncio.shield(shared), viewer)
 
-    async def _log_since(self, account: str, cursor: int, limit: int) -> LogRead:
-        """A resuming client's position and log. While other opens of its account are under
+    async def _log_since(self, feed: Feed, epoch: str | None, cursor: int, limit: int) -> LogRead:
+        """A resuming client's position and log. From what the account's feed relayed, when it
+        holds every change after the client's position (a reconnect within what it remembers:
+        no read at all). Else, while other opens of its account are under
         way (a resume storm: its clients were mostly current at the same cursor when they
         dropped) they share one read from the first one's cursor, each taking the changes after
         its own: one read per account and cursor, not one per socket. A read that started from
         after a client's cursor, or came back trimmed, is no use to it: it reads its own.
         Every shared read started after the account's feed was subscribed (`open` waits for
         it), so the feed carries everything after it, as after a read of the client's own."""
+        account = feed.account_id
+        held = feed.recent(epoch, cursor, limit)
+        if held is not None:
+            self.stats.resumed_from_memory += 1
+            return held
         shared = self._logs.get(account)
         if shared is not None and shared[0] <= cursor:
             log = await asyncio.shield(shared[1])
@@ -226,6 +246,9 @@ class Hub:
             feed.rebind(sub, viewer)
 
     def _retain(self, account_id: str) -> Feed:
+        lingering = self._lingering.pop(account_id, None)
+        if lingering is not None:
+            lingering.cancel()
         feed = self._feeds.get(account_id)
         if feed is None:
             feed = Feed(account_id, self._source, self.stats, max_changes=self._max_changes,
@@ -244,6 +267,21 @@ class Hub:
             self._refs[account_id] = refs
             return
         self._refs.pop(account_id, None)
+        if self._linger > 0 and self.running and account_id in self._feeds and account_id not in self._lingering:
+            self._lingering[account_id] = asyncio.get_running_loop().call_later(
+                self._linger, self._linger_over, account_id)
+            return
+        await self._stop_feed(account_id)
+
+    def _linger_over(self, account_id: str) -> None:
+        self._lingering.pop(account_id, None)
+        if self._refs.get(account_id, 0) > 0:
+            return
+        task = asyncio.ensure_future(self._stop_feed(account_id))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _stop_feed(self, account_id: str) -> None:
         feed = self._feeds.pop(account_id, None)
         if feed is None:
             return
@@ -266,6 +304,7 @@ class Hub:
     def _on_subscribed(self, account_id: str) -> None:
         feed = self._feeds.get(account_id)
         if feed is not None:
+            feed.resubscribed()
             feed.check()
 
     async def _check_periodically(self) -> None:
@@ -285,4 +324,5 @@ def build_hub(source: ChangeSource, broker: Broker, settings: Settings) -> Hub:
         check_interval=settings.live_position_check_seconds,
         digest_every=settings.live_digest_every,
         conflate_lag_ms=settings.live_conflate_lag_ms,
+        linger_seconds=settings.live_feed_linger_seconds,
     )

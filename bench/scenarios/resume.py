@@ -13,6 +13,7 @@ from bench import stats
 from bench import world as w
 from bench.context import Context
 from bench.model import ScenarioResult
+from bench.procs import counted
 from bench.scenarios import live
 from bench.scenarios.push import push_world
 from bench.wsfleet import Fleets
@@ -59,9 +60,12 @@ def run(ctx: Context) -> ScenarioResult:
             setup = live.seed_and_subscribe(ctx, res, fleets, server, world, viewers, server.name)
             fleets.disconnect()
             targets = commit_changes(server, world, s.resume_events)
-            ops0, cpu0 = ops.total(), server.cpu()
+            by0, cpu0 = ops.by_command(), server.cpu()
             start, done, failed = fleets.resume(targets)
-            used, cpu = ops.total() - ops0, server.cpu() - cpu0
+            by1, cpu = ops.by_command(), server.cpu() - cpu0
+            by_command = {k: v - by0.get(k, 0) for k, v in sorted(by1.items()) if v - by0.get(k, 0)}
+            used = sum(v for k, v in by_command.items() if counted(k))
+            res.raw.setdefault("redis_by_command", {})[server.name] = by_command
             after = fleets.collect()
             storm_reconnects = after.reconnects - setup.reconnects
             times = [t - start for t in done]
@@ -69,6 +73,8 @@ def run(ctx: Context) -> ScenarioResult:
             summ.update(all_current_s=(max(done) - start) / 1e9 if done else float("nan"),
                         redis_commands=float(used), redis_per_socket=used / n, failed=float(failed),
                         server_cpu_s=cpu, reconnects=float(storm_reconnects))
+            res.notes.append(f"{server.name}: Redis commands per socket by command: " + ", ".join(
+                f"{k} {v / n:.2f}" for k, v in sorted(by_command.items(), key=lambda kv: -kv[1])))
             if storm_reconnects:
                 res.notes.append(f"{server.name}: the server closed sockets with a reconnect code during the storm; "
                                  f"clients reconnected {storm_reconnects} extra times (closes {dict(after.closes)})")
@@ -93,5 +99,5 @@ def run(ctx: Context) -> ScenarioResult:
     res.metric("extra reconnects the server asked for", "", ours["reconnects"], base["reconnects"],
                "python-socketio", "lower")
     res.latency = {"service": ours, "socket.io": base}
-    res.raw["measured"] = out
+    res.raw["measured"] = out  # and res.raw["redis_by_command"]: per side, the storm's calls per command
     return res
