@@ -153,29 +153,33 @@ class SessionStore:
         return _record(*reply)
 
     async def _read_for_commit(
-        self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link]
+        self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link],
+        keep: bool = False,
     ) -> _Read:
         """Whether the idempotency key was seen, the record, and (when asked) the
-        owner, claimed in the same step if nobody owned it, and its expiry, and each
-        link's expiry (missing or not): one round trip, one batch of single-slot
-        commands (the owner and link keys are not the account's)."""
+        owner, claimed in the same step if nobody owned it (and with `keep` its
+        expiry), and each link's expiry (missing or not): one round trip, one batch
+        of single-slot commands (the owner and link keys are not the account's)."""
         commands: list[Command] = []
         if marker:
             commands.append(("EXISTS", marker))
         owner = keys.owner(session_id)
         commands.append(("HMGET", keys.session(account_id, session_id), "info", "meta", "rev"))
         if claim:  # claim it now, atomically: SET NX GET answers the owner from before
-            commands += [("SET", owner, account_id, "EX", self.owner_ttl, "NX", "GET"), ("PTTL", owner)]
+            commands.append(("SET", owner, account_id, "EX", self.owner_ttl, "NX", "GET"))
+            if keep:
+                commands.append(("PTTL", owner))
         commands.extend(("PTTL", link.key) for link in links)
         replies = raise_errors(await self._run(commands))
         if marker and replies[0]:
             return _Read(seen=True)
         rest = replies[1:] if marker else replies
-        found = rest[3:] if claim else rest[1:]
+        timed = claim and keep
+        found = rest[1 + int(claim) + int(timed):]  # after HMGET, SET NX GET and PTTL of the owner
         return _Read(
             seen=False, record=_record(*rest[0]),
             owner=text(rest[1]) if claim and rest[1] is not None else None,
-            owner_ms=int(rest[2]) if claim else -2,
+            owner_ms=int(rest[2]) if timed else -2,
             link_ms=tuple(int(ms) for ms in found),
         )
 
@@ -314,7 +318,8 @@ class SessionStore:
         for _ in range(_MAX_ATTEMPTS):
             if not have:
                 sent = time.monotonic()
-                read = await self._read_for_commit(account_id, session_id, marker, claim and not claimed, links)
+                read = await self._read_for_commit(account_id, session_id, marker, claim and not claimed, links,
+                                                   keep)
                 if read.seen:
                     return CommitResult("duplicate")
                 if read.owner is not None and read.owner != account_id:
