@@ -33,7 +33,7 @@ _Keys = Literal["one", "all", "pairs", "script"]
 _FIRST_KEY: dict[bytes, _Keys] = {
     **{name: "one" for name in (
         b"GET", b"SET", b"INCR", b"HGET", b"HMGET", b"HSET", b"HINCRBY", b"HGETALL", b"EXPIRE", b"PEXPIRE", b"TTL",
-        b"PERSIST", b"TYPE", b"XADD", b"XRANGE", b"XREVRANGE", b"XTRIM", b"XLEN", b"LPUSH", b"RPUSH", b"LTRIM",
+        b"PERSIST", b"PTTL", b"TYPE", b"XADD", b"XRANGE", b"XREVRANGE", b"XTRIM", b"XLEN", b"LPUSH", b"RPUSH", b"LTRIM",
         b"LREM", b"LRANGE", b"LLEN", b"SADD", b"SREM", b"SMEMBERS", b"SCARD", b"SISMEMBER", b"SPUBLISH",
     )},
     b"MGET": "all", b"EXISTS": "all", b"DEL": "all", b"UNLINK": "all", b"SSUBSCRIBE": "all",

@@ -2,8 +2,12 @@
 
 Writes are read -> pure transition -> one atomic Lua commit that fails on a
 concurrent change (optimistic revision check) and is then retried with the
-fresh state. Reads of a view are one Lua call returning the view and the
-cursor it is current at."""
+fresh state, which the failed commit sends back (no second read). A commit that
+asks for it (`keep`: the Twilio webhooks) is remembered (`_Known`), and the
+session's next such commit in this process starts from that record with no
+read at all: one round trip, the script's revision and epoch checks deciding.
+Reads of a view are one Lua call returning the view and the cursor it is
+current at."""
 
 from __future__ import annotations
 
@@ -34,6 +38,13 @@ Transition = Callable[[SessionRecord | None], SessionRecord | None]
 _info_decoder = msgspec.json.Decoder(SessionInfo)
 _json = msgspec.json.Encoder()
 _MAX_ATTEMPTS = 64
+KNOWN_MAX = 4096
+"""Sessions whose last kept commit a store remembers (least recently committed dropped first)."""
+KNOWN_SECONDS = 30.0
+"""How long a kept commit vouches for the keys outside the account's slot (owner, links) that
+Redis confirmed then: past it the owner is claimed and the links are made again, as a read would,
+so a key lost with a failed-over node is back within this long (never past its own expiry)."""
+_MARGIN = 1.0  # seconds taken off every expiry learned from Redis (its clock and ours)
 
 
 class StoreUnavailable(Exception):
@@ -73,7 +84,40 @@ class _Read:
     seen: bool
     record: SessionRecord | None = None
     owner: str | None = None
-    missing: tuple[int, ...] = ()  # indices of the links that do not exist yet
+    owner_ms: int = -2  # the owner key's PTTL, read after its claim (-2: not read)
+    link_ms: tuple[int, ...] = ()  # each link's PTTL: -2 it does not exist, -1 no expiry
+
+
+@dataclass(frozen=True, slots=True)
+class _Conflict:
+    """commit.lua did not commit: another commit came first (`record`: the session as it
+    left it), or with `another_history` the kept record's epoch is not the account's now."""
+
+    record: SessionRecord | None
+    another_history: bool = False
+
+
+@dataclass(slots=True)
+class _Known:
+    """What a store knows of a session since its last kept commit (monotonic seconds): the
+    record it wrote and the epoch it wrote it under (a commit from it is checked against both
+    by commit.lua, so a record another process changed since is never written over), until
+    when the owner key provably names this account (so no claim is needed), and until when
+    each link key provably exists (so none is made again)."""
+
+    record: SessionRecord
+    epoch: str
+    owner_until: float
+    links: dict[str, float]
+
+
+def _until(sent: float, pttl: int) -> float:
+    """Until when (monotonic, at the latest) a key Redis answered `PTTL` for, in a batch
+    sent at `sent`, exists and is vouched for (`KNOWN_SECONDS`)."""
+    if pttl == -2:
+        return 0.0
+    horizon = sent + KNOWN_SECONDS
+    return horizon if pttl == -1 else min(horizon, sent + pttl / 1000 - _MARGIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +141,7 @@ class SessionStore:
         self._view_lua = Script("view.lua", generation=True)
         self._epoch_lua = Script("epoch.lua", generation=True)
         self._bodies = {s.sha: s.body for s in (self._commit_lua, self._view_lua, self._epoch_lua)}
+        self._known: dict[tuple[str, str], _Known] = {}  # oldest first (see `_keep`)
 
     # -- reads ------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
@@ -108,29 +153,34 @@ class SessionStore:
         return _record(*reply)
 
     async def _read_for_commit(
-        self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link]
+        self, account_id: str, session_id: str, marker: str | None, claim: bool, links: Sequence[Link],
+        keep: bool = False,
     ) -> _Read:
         """Whether the idempotency key was seen, the record, and (when asked) the
-        owner, claimed in the same step if nobody owned it, and which links are
-        missing: one round trip, one batch of single-slot commands (the owner
-        and link keys are not the account's)."""
+        owner, claimed in the same step if nobody owned it (and with `keep` its
+        expiry), and each link's expiry (missing or not): one round trip, one batch
+        of single-slot commands (the owner and link keys are not the account's)."""
         commands: list[Command] = []
         if marker:
             commands.append(("EXISTS", marker))
+        owner = keys.owner(session_id)
         commands.append(("HMGET", keys.session(account_id, session_id), "info", "meta", "rev"))
         if claim:  # claim it now, atomically: SET NX GET answers the owner from before
-            commands.append(("SET", keys.owner(session_id), account_id, "EX", self.owner_ttl, "NX", "GET"))
-        commands.extend(("EXISTS", link.key) for link in links)
+            commands.append(("SET", owner, account_id, "EX", self.owner_ttl, "NX", "GET"))
+            if keep:
+                commands.append(("PTTL", owner))
+        commands.extend(("PTTL", link.key) for link in links)
         replies = raise_errors(await self._run(commands))
         if marker and replies[0]:
             return _Read(seen=True)
         rest = replies[1:] if marker else replies
-        owner = rest[1] if claim else None
-        found = rest[2:] if claim else rest[1:]
+        timed = claim and keep
+        found = rest[1 + int(claim) + int(timed):]  # after HMGET, SET NX GET and PTTL of the owner
         return _Read(
             seen=False, record=_record(*rest[0]),
-            owner=text(owner) if owner is not None else None,
-            missing=tuple(i for i, exists in enumerate(found) if not exists),
+            owner=text(rest[1]) if claim and rest[1] is not None else None,
+            owner_ms=int(rest[2]) if timed else -2,
+            link_ms=tuple(int(ms) for ms in found),
         )
 
     async def view(self, account_id: str, endpoint_id: str | None, whole_account: bool) -> View:
@@ -210,6 +260,7 @@ class SessionStore:
         links: Sequence[Link] = (),
         link_ttl: int | None = None,
         arrived_ms: int | None = None,
+        keep: bool = False,
     ) -> CommitResult:
         """Apply `transition` to the session atomically, exactly once per key.
 
@@ -227,53 +278,105 @@ class SessionStore:
         delivery's write too), else StoreUnavailable: the caller answers 503
         and the sender's retry is answered as a duplicate once confirmed.
 
-        `arrived_ms` (Unix ms, default now): when the input arrived, kept in the change entry."""
+        `arrived_ms` (Unix ms, default now): when the input arrived, kept in the change entry.
+
+        With `keep` (and `claim`), the record this commit writes is remembered
+        (`_Known`, at most `KNOWN_MAX` sessions), and the session's next kept commit
+        in this process skips the read: the transition runs on that record, and the
+        links not known to exist are made in the commit's batch: one round trip.
+        commit.lua checks the idempotency key, the epoch (Redis did not lose data
+        since) and the revision (nobody committed since); a commit another process
+        made since comes back as a conflict carrying the current record, and the
+        retry starts from it, again without a read. A transition that changes nothing
+        on the remembered record takes the read, as without `keep` (the answer,
+        unchanged or duplicate, is the read's). The transition must not change the
+        record it is given (the Twilio ones do not; they build new values)."""
         arrived = int(time.time() * 1000) if arrived_ms is None else arrived_ms
-        result = await self._commit(account_id, session_id, transition, idempotency_key, claim, links, link_ttl,
-                                    arrived)
+        result = await self._commit(account_id, session_id, transition, idempotency_key, claim and keep, claim,
+                                    links, link_ttl, arrived)
         if self._settings.redis_wait_replicas and result.status != "applied":
             await self._confirm(account_id, [("SET", keys.wait_probe(account_id), "1", "EX", 60)])
         return result
 
     async def _commit(
         self, account_id: str, session_id: str, transition: Transition, idempotency_key: str | None,
-        claim: bool, links: Sequence[Link], link_ttl: int | None, arrived_ms: int,
+        keep: bool, claim: bool, links: Sequence[Link], link_ttl: int | None, arrived_ms: int,
     ) -> CommitResult:
         marker = keys.dedupe(account_id, idempotency_key) if idempotency_key else None
         ttl = link_ttl or max(self._settings.ended_ttl_seconds, self._settings.dedupe_ttl_seconds)
         woken: set[int] = set()  # links made by any attempt whose watch key existed
-        claimed = False
+        # Any commit of the session makes what was kept of it stale; a kept one puts it back.
+        known = self._known.pop((account_id, session_id), None)
+        if not keep or (known is not None and known.owner_until <= time.monotonic()):
+            known = None
+        claimed = known is not None  # a kept commit vouches for the owner
+        owner_until = known.owner_until if known else 0.0
+        link_until: dict[str, float] = dict(known.links) if known else {}
+        current = known.record if known else None
+        epoch = known.epoch if known else ""  # not "": `current` is the kept record, not read
+        have = known is not None  # `current` is what to commit from (kept, or sent back by a conflict)
         for _ in range(_MAX_ATTEMPTS):
-            read = await self._read_for_commit(account_id, session_id, marker, claim and not claimed, links)
-            if read.seen:
-                return CommitResult("duplicate")
-            if read.owner is not None and read.owner != account_id:
-                raise OwnershipConflict(session_id, read.owner)
-            claimed = True
-            missing = [links[i] for i in read.missing]
-            current = read.record
+            if not have:
+                sent = time.monotonic()
+                read = await self._read_for_commit(account_id, session_id, marker, claim and not claimed, links,
+                                                   keep)
+                if read.seen:
+                    return CommitResult("duplicate")
+                if read.owner is not None and read.owner != account_id:
+                    raise OwnershipConflict(session_id, read.owner)
+                if claim and not claimed:
+                    owner_until = _until(sent, read.owner_ms)
+                claimed = True
+                link_until.update((link.key, _until(sent, ms)) for link, ms in zip(links, read.link_ms))
+                current, epoch = read.record, ""
+            have = False
+            now = time.monotonic()
+            missing = tuple(i for i, link in enumerate(links) if link_until.get(link.key, 0.0) <= now)
             proposed = _with_invariants(transition(current), account_id, session_id)
             if proposed is None or _same(current, proposed):
-                commands = _link(missing, account_id, session_id, ttl)
+                if epoch:  # nothing to change on the kept record: the read answers (duplicate, unchanged...)
+                    epoch = ""
+                    continue
+                commands = _link([links[i] for i in missing], account_id, session_id, ttl)
                 if marker:
                     commands.append(("SET", marker, "1", "EX", self._settings.dedupe_ttl_seconds, "NX"))
                 replies = raise_errors(await self._run(commands)) if commands else []
-                woken |= _woken(replies, read.missing)
+                woken |= _made(replies, missing)[1]
                 return CommitResult("unchanged", record=current, woken=tuple(sorted(woken)))
-            result, made = await self._try_commit(account_id, session_id, current, proposed, marker,
-                                                  missing, read.missing, ttl, arrived_ms)
-            woken |= made
-            if result is not None:
+            sent = time.monotonic()
+            result, made, wakes = await self._try_commit(account_id, session_id, current, proposed, marker,
+                                                         [links[i] for i in missing], missing, ttl, arrived_ms,
+                                                         epoch)
+            woken |= wakes
+            link_until.update((links[i].key, sent + min(KNOWN_SECONDS, ttl - _MARGIN)) for i in made)
+            if isinstance(result, CommitResult):
+                if keep and result.change is not None and result.record is not None:
+                    self._keep(account_id, session_id, _Known(result.record, result.change.epoch, owner_until,
+                                                               link_until))
                 return dataclasses.replace(result, woken=tuple(sorted(woken)))
+            if result.another_history:  # Redis lost data since the kept commit: read, claim, link again
+                claimed, link_until, epoch = False, {}, ""
+            else:  # another commit came first: retry from the record it left, no read needed
+                current, epoch, have = result.record, "", True
             await asyncio.sleep(0)
         raise StoreUnavailable(f"session {session_id!r} is changing too fast to commit")
+
+    def _keep(self, account_id: str, session_id: str, known: _Known) -> None:
+        """Remember a kept commit; an ended session is not kept (few callbacks follow its end)."""
+        if known.record.info.ended:
+            return
+        self._known[(account_id, session_id)] = known
+        if len(self._known) > KNOWN_MAX:
+            del self._known[next(iter(self._known))]
 
     async def _try_commit(
         self, account_id: str, session_id: str, current: SessionRecord | None, proposed: SessionRecord,
         marker: str | None, links: list[Link], indices: tuple[int, ...], link_ttl: int, arrived_ms: int,
-    ) -> tuple[CommitResult | None, set[int]]:
-        """One run of commit.lua, with the missing links in the same batch:
-        (the result, or None on a revision conflict; which links woke dead letters)."""
+        epoch: str = "",
+    ) -> tuple[CommitResult | _Conflict, set[int], set[int]]:
+        """One run of commit.lua, with the missing links in the same batch: the result
+        (or the conflict, with the record as it is now), which links it made, and which
+        of those woke dead letters."""
         s = self._settings
         session = keys.session(account_id, session_id)
         rev = (current.rev if current else 0) + 1
@@ -291,7 +394,8 @@ class SessionStore:
              entry_encoder.encode(entry), new_epoch(), s.change_log_max_len, s.dedupe_ttl_seconds,
              s.ended_ttl_seconds, keys.live_channel(account_id), session_id, len(adds), int(marker is not None),
              int(current is not None and is_active(current.info)),
-             "SPUBLISH" if self.redis.sharded else "PUBLISH"],  # known by now: the read batch ran
+             "SPUBLISH" if self.redis.sharded else "PUBLISH",  # known by now: the read batch (or a kept one) ran
+             epoch],
         )
         # The links first: a script a node has not cached is sent again with
         # everything after it (see `_run`), and SET NX must not be sent twice.
@@ -300,21 +404,23 @@ class SessionStore:
         indexing: list[Command] = [("SADD", keys.sweep_accounts(), account_id)] if current is None else []
         wait = self._wait_command()
         replies = await self._run([*linking, *indexing, script, *wait])
-        made = _woken(raise_errors(replies[:len(linking)]), indices)
+        made, wakes = _made(raise_errors(replies[:len(linking)]), indices)
         reply = replies[len(linking) + len(indexing)]
         acked = replies[-1] if wait else None
         if isinstance(reply, Exception):
             raise reply
         status = int(reply[0])
         if status == 0:
-            return CommitResult("duplicate"), made
+            return CommitResult("duplicate"), made, wakes
+        if status == -2:
+            return _Conflict(None, another_history=True), made, wakes
         if status == -1:
-            return None, made
+            return _Conflict(_record(reply[2], reply[3], reply[1])), made, wakes
         if wait:
             self._check_acked(acked)
         change = Change(account_id=account_id, epoch=text(reply[2]), cursor=int(reply[1]), entry=entry)
         record = SessionRecord(info=info, meta=proposed.meta, rev=int(reply[3]))
-        return CommitResult("applied", change=change, record=record), made
+        return CommitResult("applied", change=change, record=record), made, wakes
 
     # -- replication (REDIS_WAIT_REPLICAS) -------------------------------------------
     def _wait_command(self) -> list[Command]:
@@ -351,9 +457,10 @@ def _link(links: list[Link], account_id: str, session_id: str, ttl: int) -> list
 
 
 
-def _woken(replies: list[Any], indices: tuple[int, ...]) -> set[int]:
-    """The indices of links this batch made whose watch key existed."""
-    return {index for index, made, watched in zip(indices, replies[0::2], replies[1::2]) if made and watched}
+def _made(replies: list[Any], indices: tuple[int, ...]) -> tuple[set[int], set[int]]:
+    """The indices of links this batch made, and of those whose watch key existed."""
+    made = {index for index, reply in zip(indices, replies[0::2]) if reply}
+    return made, {index for index, watched in zip(indices, replies[1::2]) if index in made and watched}
 
 
 def _record(info: bytes | None, meta: bytes | None, rev: bytes | None) -> SessionRecord | None:

@@ -4,9 +4,11 @@ session for its account and, in the same round trip, links the SIDs the
 callback names that are not linked yet), and replay any dead letters those new
 links make resolvable.
 
-In the common case (the URL names the account and session) that is two round
-trips: one read (idempotency marker, record, owner, claimed in the same step
-for a session's first callback, links), one commit.
+In the common case (the URL names the account and session) that is one round
+trip once this process has committed to the session (the store keeps the
+record it wrote: `SessionStore.commit` with `keep`), else two: one read
+(idempotency marker, record, owner, claimed in the same step for a session's
+first callback, links), one commit.
 
 A callback with no session is kept as a dead letter and answered like any
 other. Races with the callback that would resolve it are closed from both
@@ -78,7 +80,7 @@ class Ingest:
         links = [Link(link_key(kind, sid), keys.dead_letter_index(sid)) for kind, sid in pairs]
         key = idempotency_key(letter.kind, letter.query, letter.form)
         result = await self.store.commit(target.account_id, target.session_id, transition(cb), key,
-                                         claim=True, links=links, link_ttl=self.links.ttl)
+                                         claim=True, links=links, link_ttl=self.links.ttl, keep=True)
         return result.status, [pairs[i][1] for i in result.woken]
 
     async def _dead_letter(self, letter: Letter, reason: str) -> None:

@@ -18,17 +18,32 @@
 -- ARGV[13] 1 if KEYS[6] is an idempotency marker
 -- ARGV[14] 1 if the session was active at the expected revision
 -- ARGV[15] PUBLISH, or SPUBLISH on a Redis Cluster (sharded: only the slot's shard carries it)
+-- ARGV[16] '', or the epoch a record this process kept was written under (store.py,
+--   `_Known`: a commit from it, with no read): unless the account's log is still that
+--   epoch on this node generation, {-2} and nothing written (Redis lost data: a revision
+--   number may have been reused, and the keys outside this slot may be gone too)
 --
--- Returns {1, cursor, epoch, rev} | {0} duplicate | {-1, current rev} conflict.
+-- Returns {1, cursor, epoch, rev} | {0} duplicate | {-2} another history (ARGV[16])
+-- | {-1, current rev, info, meta} conflict: the record as it is now, so the caller's
+-- retry needs no read of its own (the same read a read batch would have made).
 
 if ARGV[13] == '1' and redis.call('EXISTS', KEYS[6]) == 1 then
   return {0}
 end
 
+local epoch = redis.call('GET', KEYS[5])
+local gen = generation()
+local fresh = not epoch or redis.call('GET', KEYS[7]) ~= gen
+if ARGV[16] ~= '' and (fresh or epoch ~= ARGV[16]) then
+  return {-2}
+end
+
 local current = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
 if current ~= tonumber(ARGV[1]) then
-  return {-1, current}
+  local held = redis.call('HMGET', KEYS[1], 'info', 'meta')
+  return {-1, current, held[1], held[2]}
 end
+
 local rev = current + 1
 redis.call('HSET', KEYS[1], 'info', ARGV[2], 'meta', ARGV[3], 'rev', rev)
 
@@ -54,9 +69,7 @@ for i = 8, #KEYS do
   end
 end
 
-local epoch = redis.call('GET', KEYS[5])
-local gen = generation()
-if not epoch or redis.call('GET', KEYS[7]) ~= gen then
+if fresh then
   epoch = ARGV[6]
   redis.call('SET', KEYS[5], epoch)
   redis.call('SET', KEYS[7], gen)
