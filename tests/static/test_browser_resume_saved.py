@@ -4,7 +4,13 @@ saves `client.saveState()` in sessionStorage on `pagehide`, the reloaded page
 gives it back as `initialState`, and the first connection resumes (`resumed`
 and the missed patches, no snapshot) while the change log still reaches back;
 once the log was trimmed it gets a reset snapshot instead. A state saved for
-another user's view is not resumed."""
+another user's view is not resumed.
+
+The server runs with LIVE_FEED_LINGER_SECONDS=0: a feed that lingers after its last
+subscriber serves a resume from what it relayed, with no read of the log (app.live.feed),
+so a trimmed log would not show; here the page's reload ends the account's feed, and every
+resume reads the log, the path these tests are about (tests/live/test_resume_memory.py has
+the lingering one)."""
 
 from __future__ import annotations
 
@@ -56,7 +62,7 @@ READ = """() => JSON.stringify({ sessions: Object.fromEntries(window.t.client.se
 
 @pytest.fixture
 def server(clean_redis: str) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess(clean_redis)
+    proc = ServiceProcess(clean_redis, {"LIVE_FEED_LINGER_SECONDS": "0"})
     yield proc
     proc.stop("kill")
 
@@ -103,6 +109,18 @@ def caught_up(page: Page, base: str, tok: str) -> dict[str, Any]:
         time.sleep(0.1)
 
 
+def no_connection(base: str, manager: str) -> None:
+    """Wait until the server holds no connection of the account (so its feed has stopped)."""
+    deadline = time.monotonic() + 30
+    while True:
+        r = httpx.get(base + "/live/connections", headers={"Authorization": f"Bearer {manager}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        if not r.json()["connections"]:
+            return
+        assert time.monotonic() < deadline, f"a connection stays open: {r.text}"
+        time.sleep(0.05)
+
+
 def lives(got: dict[str, Any]) -> list[str]:
     return [s["how"] for s in got["statuses"] if s["state"] == "live"]
 
@@ -143,6 +161,7 @@ def test_a_reloaded_page_resumes_from_its_saved_state_or_resets_once_the_log_is_
 
     # Reload again, and the change log no longer reaches back (trimmed, as CHANGE_LOG_MAX_LEN trims it).
     page.reload()
+    no_connection(server.url, manager)
     post(server.url, trimmed, settings)
     store = redis.Redis.from_url(clean_redis)
     assert store.xtrim(keys.changes(ACCOUNT), maxlen=0) > 0
