@@ -22,6 +22,7 @@ from app.live.views import Viewer, visible_sessions
 from app.domain.dtos import SessionInfo
 from app.domain.records import SessionRecord
 from app.storage.session_store import SessionStore
+from tests.support.counting import calls_of
 
 MANAGER = Viewer("A", None, True)
 E1 = Viewer("A", "E1", False)
@@ -350,23 +351,15 @@ async def test_resumes_of_one_account_share_one_view_read_for_their_digests(stor
             await store.commit("A", f"S{n}", setting(endpoint_id=f"E{n % 3}", display_name=str(n)))
         since = Position((await store.position("A"))[0], 2)
         viewers = [MANAGER, *(Viewer("A", f"E{n}", False) for n in range(3)), Viewer("A", "E9", False)]
-        smembers = await _calls(any_redis, "smembers")
+        smembers = await calls_of(any_redis, "smembers")
         subs = await asyncio.gather(*(h.open(v, Outbox(100_000), since) for v in viewers))
         if smembers is not None:  # real Redis counts: one view read for all five
-            assert await _calls(any_redis, "smembers") - smembers == 1
+            assert await calls_of(any_redis, "smembers") - smembers == 1
         for sub, viewer in zip(subs, viewers):
             assert sub.digest == digest.of_blobs(
                 visible_sessions(viewer, (await store.view("A", viewer.endpoint_id, viewer.whole_account)).sessions))
     finally:
         await h.stop()
-
-
-async def _calls(r: aioredis.Redis, command: str) -> int | None:
-    try:
-        stats = await r.info("commandstats")
-    except Exception:  # noqa: BLE001 - fakeredis has no commandstats
-        return None
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 async def test_resumes_of_one_account_share_one_log_read_and_each_gets_its_own_replay(
@@ -382,11 +375,11 @@ async def test_resumes_of_one_account_share_one_log_read_and_each_gets_its_own_r
             await store.commit("A", f"S{n}", setting(endpoint_id=f"E{n % 3}", display_name=str(n)))
         epoch = (await store.position("A"))[0]
         opens = [(MANAGER, 3), (E1, 3), (E2, 3), (MANAGER, 5), (E1, 1)]
-        xrange = await _calls(any_redis, "xrange")
+        xrange = await calls_of(any_redis, "xrange")
         boxes = [Outbox(100_000) for _ in opens]
         subs = await asyncio.gather(*(h.open(v, box, Position(epoch, c)) for (v, c), box in zip(opens, boxes)))
         if xrange is not None:  # real Redis counts: the shared read from 3, and the one from 1 of its own
-            assert await _calls(any_redis, "xrange") - xrange == 2
+            assert await calls_of(any_redis, "xrange") - xrange == 2
         for (viewer, cursor), box, sub in zip(opens, boxes, subs):
             resumed = await take(box)
             assert resumed["type"] == "resumed" and resumed["cursor"] == cursor and sub.cursor == 8

@@ -24,26 +24,19 @@ from app.live.views import Viewer, visible_sessions
 from app.storage import keys
 from app.storage.session_store import SessionStore
 from tests.live.test_hub import E1, MANAGER, setting, take, view_of
+from tests.support.counting import calls_of
 
 VIEWERS = [MANAGER, *(Viewer("A", f"E{n}", False) for n in range(3)), Viewer("A", "E9", False)]
 NOT_COUNTED = {"info", "ping"}  # INFO is how the calls are counted
 
 
-async def _all_calls(r: aioredis.Redis) -> int | None:
+async def _allcalls_of(r: aioredis.Redis) -> int | None:
     """Every command Redis ran (those inside scripts too), INFO and PING aside; None on fakeredis."""
     try:
         stats = await r.info("commandstats")
     except Exception:  # noqa: BLE001 - fakeredis has no commandstats
         return None
     return sum(int(v["calls"]) for k, v in stats.items() if k.removeprefix("cmdstat_") not in NOT_COUNTED)
-
-
-async def _calls(r: aioredis.Redis, command: str) -> int | None:
-    try:
-        stats = await r.info("commandstats")
-    except Exception:  # noqa: BLE001 - fakeredis has no commandstats
-        return None
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -112,12 +105,12 @@ async def test_a_resume_storm_within_what_the_feed_relayed_costs_no_redis_comman
     head = (await store.position("A"))[1]
     await until(lambda: feed.head == head)
 
-    before = await _all_calls(any_redis)
+    before = await _allcalls_of(any_redis)
     boxes = [Outbox(100_000) for _ in VIEWERS]
     subs = await asyncio.gather(*(hub.open(v, box, Position(epoch, cursor))
                                   for v, box, (_, cursor) in zip(VIEWERS, boxes, states)))
     if before is not None:  # real Redis counts: not one command for the whole storm
-        assert await _all_calls(any_redis) == before
+        assert await _allcalls_of(any_redis) == before
     assert hub.stats.resumed_from_memory == len(VIEWERS)
     for viewer, box, sub, (state, cursor) in zip(VIEWERS, boxes, subs, states):
         now, at = await _state_of(store, viewer)
@@ -159,11 +152,11 @@ async def test_a_gap_on_the_channel_is_not_replayed_from_memory(lingering: Hub, 
     await until(lambda: feed.head == head)
     assert feed.recent(epoch, 1, 1000) is None and feed.recent(epoch, 3, 1000) is not None
 
-    xrange = await _calls(any_redis, "xrange")
+    xrange = await calls_of(any_redis, "xrange")
     again = Outbox(100_000)
     resumed = await hub.open(MANAGER, again, Position(epoch, 1))
     if xrange is not None:
-        assert await _calls(any_redis, "xrange") == xrange + 1
+        assert await calls_of(any_redis, "xrange") == xrange + 1
     state, cursor = await _resumed(again, state, 1)
     assert state == await view_of(store, MANAGER) and cursor == resumed.cursor == head
     assert hub.stats.resumed_from_memory == 0

@@ -58,3 +58,13 @@ class CountingRedis(aioredis.Redis):
         redis.round_trips, redis.commands, redis.scripts, redis.before_send = 0, [], [], None
         holder["client"] = redis
         return redis
+
+
+async def calls_of(r: aioredis.Redis, command: str) -> int | None:
+    """How many times Redis has run `command` (INFO commandstats, scripts' inner calls
+    included); None on fakeredis, which has no commandstats."""
+    try:
+        stats = await r.info("commandstats")
+    except Exception:  # noqa: BLE001 - fakeredis has no commandstats
+        return None
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
