@@ -45,7 +45,7 @@ from app.web.twilio import TwilioWebhooks
 def build_services(settings: Settings, redis: Redis) -> Services:
     store = MeasuredStore(redis, settings)
     broker = Broker(redis)
-    hub = build_hub(store, broker, settings)
+    hub = build_hub(store, broker, settings, lifetimes=GC)
     presence = build_presence(PresenceStore(redis), settings)
     broker.on_presence = presence.on_publication
     webhooks = TwilioWebhooks(store, settings)

@@ -23,16 +23,29 @@ after each full collection cost ~200 ms of CPU at 10,000 sockets. Hence the extr
 right after a whole-heap one, and the count of what was frozen anew, below.)
 
 Objects that die by reference counting still go at once, frozen or not; only frozen *cyclic*
-garbage stays — and a closed connection is cyclic garbage (websockets' protocol, its parser
-generator and uvicorn's `run_asgi` refer to each other), so the frozen set grows with
-connection churn. Once a quarter of it (`reclaim_share`) has been frozen anew since it was last
-made whole (counted as frozen; what died since is not subtracted), it is handed back
-(`gc.unfreeze()`) and collected at the loop's next turn: one walk of the whole heap, as CPython
-would have made, that reclaims the garbage, and the rest is frozen again. So a whole-heap
-pause comes with growth (a storm, or closed connections replaced by new ones) of a quarter of
-the heap — CPython's own rule, counted on what lasts — not from traffic, and the memory closed
-connections hold meanwhile is bounded by the same share. Connections that close and are not
-replaced stay frozen until the heap grows again (their memory was in use at the peak).
+garbage stays, and a closed connection is cyclic garbage (websockets' protocol, its parser
+generator and uvicorn's `run_asgi` refer to each other). So the set is handed back
+(`gc.unfreeze()`) and collected at the loop's next turn, one walk of the whole heap that reclaims
+the garbage (and the rest is frozen again), when there is reason to think garbage is there:
+
+- **reported garbage**: every live connection (WebSocket, SSE, long poll: the hub's) that was
+  frozen (a full collection ran while it was open) and has closed is counted as
+  `OBJECTS_PER_CONNECTION` objects of garbage (`opened`, `ended`). A quarter of the frozen set
+  (`reclaim_share`) of those and the set is made whole;
+- **unreported garbage** (anything else that was frozen and died in a cycle: an HTTP keep-alive
+  connection, a finished task's traceback): bounded by growth. Once the process's allocated
+  memory blocks (`sys.getallocatedblocks()`, read after each full collection: ~50 us) have grown
+  by half (`growth_share`) since the set was last whole, it is made whole.
+
+Why not growth alone (this policy's first version: a quarter of the set frozen anew): steady
+traffic freezes, at each full collection, whatever it has in flight at that moment (queued
+frames, requests), and almost all of it then dies by reference count. Counted as growth, that
+handed a set of 1,000 sockets back every ~30 s of 20,000 frames/s: a 133 ms stall (three full
+collections) in traffic, the fan-out ramp's 150 ms p99 (bench/README.md). Memory blocks count
+what is alive, so traffic alone no longer adds up to a reclaim: a storm of new sockets does
+(while it lasts), closed ones do (as they close), and garbage nobody reported does, bounded
+by `growth_share` of the heap. Connections that close and are not replaced are reclaimed as
+they close.
 
 Installed once per serving process by the composition root (`app.composition.serving`), not
 by `create_app`: an app built in a test process leaves that process's collector alone."""
@@ -41,35 +54,54 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
 from app.observability.tally import LATENCY_BUCKETS, Histogram
 
-RECLAIM_SHARE = 0.25  # CPython's own threshold for a full collection (a quarter of the old generation)
-RECLAIM_FLOOR = 10_000  # objects frozen anew before the whole heap is walked, at the least
+RECLAIM_SHARE = 0.25  # reported garbage vs the frozen set: CPython's own threshold for a full collection
+GROWTH_SHARE = 1.0  # growth of allocated memory blocks since the set was last whole, net of new connections
+RECLAIM_FLOOR = 10_000  # objects of reported garbage before the whole heap is walked, at the least
+OBJECTS_PER_CONNECTION = 80  # tracked objects a live socket adds (measured: 436k with 5,000, 816k with 10,000)
+BLOCKS_PER_CONNECTION = 95  # memory blocks an idle live socket adds (98 measured, 1,343 to 5,000 sockets): not garbage
+FULL_AFTER_YOUNG = 2  # generation-1 collections between full ones, at the least (CPython's default: 10)
 
 
 @dataclass
 class GcCounts:
-    """What the policy did (the tests read it; not on /metrics yet)."""
+    """What the policy did (`GET /metrics`, and the tests)."""
 
     frozen_since: int = 0  # objects frozen anew since the set was last made whole (deaths not counted)
     reclaims: int = 0  # whole-heap collections (the frozen set handed back and walked once)
     frozen_after_reclaim: int = 0  # the frozen set's size when last made whole
+    ended: int = 0  # reported garbage since the set was last made whole: frozen connections closed, in objects
+    live: int = 0  # connections open (opened and not yet ended)
+    reclaims_by_cause: dict[str, int] = field(default_factory=lambda: {"ended": 0, "growth": 0})
 
 
 class GcPolicy:
-    def __init__(self, reclaim_share: float = RECLAIM_SHARE, reclaim_floor: int = RECLAIM_FLOOR) -> None:
+    def __init__(self, reclaim_share: float = RECLAIM_SHARE, reclaim_floor: int = RECLAIM_FLOOR,
+                 growth_share: float = GROWTH_SHARE, blocks_per_connection: int = BLOCKS_PER_CONNECTION,
+                 blocks: Callable[[], int] = sys.getallocatedblocks) -> None:
         if reclaim_share < 0:
             raise ValueError(f"reclaim_share must be >= 0, not {reclaim_share}")
+        if growth_share < 0:
+            raise ValueError(f"growth_share must be >= 0, not {growth_share}")
         self.reclaim_share = reclaim_share
         self.reclaim_floor = reclaim_floor
+        self.growth_share = growth_share
+        self.blocks_per_connection = blocks_per_connection
         self.counts = GcCounts()
-        self._reclaim_after = reclaim_floor
-        self._reclaiming = False
+        self._blocks = blocks
+        self._reclaim_after = reclaim_floor  # reported garbage, in objects
+        self._grown_past = 0  # allocated blocks, net of live connections' (`_unexplained`)
+        self._live_when_whole = 0
+        self._full = 0  # full collections since installed: a connection's mark (`opened`)
+        self._reclaiming: str | None = None  # the cause, between the hand-back and the walk
+        self._thresholds: tuple[int, int, int] = gc.get_threshold()
         self._installed = False
 
     @property
@@ -86,6 +118,9 @@ class GcPolicy:
         gc.freeze()
         self._made_whole()
         gc.callbacks.append(self._on_gc)
+        self._thresholds = gc.get_threshold()
+        young, middle, full = self._thresholds
+        gc.set_threshold(young, middle, min(full, FULL_AFTER_YOUNG))  # full ones: more often, smaller
         gc.collect()  # walks next to nothing: CPython's measure of the old generation is now ~0
 
     def uninstall(self) -> None:
@@ -94,24 +129,63 @@ class GcPolicy:
             return
         self._installed = False
         gc.callbacks.remove(self._on_gc)
+        gc.set_threshold(*self._thresholds)
         gc.unfreeze()
 
+    # -- what ended (the hub reports its connections) ---------------------------------------
+    def opened(self) -> int:
+        """A connection's mark, taken when it opens: `ended` tells by it whether it was frozen."""
+        self.counts.live += 1
+        return self._full
+
+    def ended(self, opened: int, objects: int = OBJECTS_PER_CONNECTION) -> None:
+        """A connection marked `opened` has closed. If a full collection ran while it was open it
+        was frozen, and is now (cyclic) garbage in the frozen set: counted toward a reclaim.
+        Otherwise the young collections have it, as without this policy."""
+        self.counts.live -= 1
+        if opened == self._full or not self._installed:
+            return
+        self.counts.ended += objects
+        if self.counts.ended > self._reclaim_after:
+            self._reclaim("ended")
+
+    # -- the collector's callback ---------------------------------------------------------
     def _made_whole(self) -> None:
         # A walk of the frozen set (gc_list_size): only here, after a whole-heap collection.
         # Reading it after every full collection cost ~200 ms at 10,000 sockets (cache misses).
         frozen = gc.get_freeze_count()
         self.counts.frozen_after_reclaim = frozen
         self.counts.frozen_since = 0
+        self.counts.ended = 0
         self._reclaim_after = max(self.reclaim_floor, int(frozen * self.reclaim_share))
+        self._live_when_whole = self.counts.live
+        self._grown_past = int(self._unexplained() * (1 + self.growth_share))
+
+    def _unexplained(self) -> int:
+        """Allocated memory blocks, less what the connections opened since the set was whole hold."""
+        return self._blocks() - self.blocks_per_connection * (self.counts.live - self._live_when_whole)
+
+    def allocated_blocks(self) -> int:
+        return self._blocks()
+
+    def _reclaim(self, cause: str) -> None:
+        """Hand the frozen set back; the next full collection (at the loop's next turn) walks it."""
+        if self._reclaiming is not None:
+            return
+        gc.unfreeze()
+        self._reclaiming = cause
+        _soon(gc.collect)
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         # Runs once a collection is complete ("stop"): the collector's lists are consistent, and
         # freeze/unfreeze only move them; nothing here collects (it schedules a collection).
         if phase != "stop" or info["generation"] != 2:
             return
-        if self._reclaiming:  # this one walked the whole heap
-            self._reclaiming = False
+        self._full += 1
+        if self._reclaiming is not None:  # this one walked the whole heap
             self.counts.reclaims += 1
+            self.counts.reclaims_by_cause[self._reclaiming] += 1
+            self._reclaiming = None
             gc.freeze()
             self._made_whole()
             # CPython starts its next full collection once a quarter of what the last one left
@@ -123,13 +197,10 @@ class GcPolicy:
         # (new sockets, survivors of traffic). Freeze it too.
         self.counts.frozen_since += len(gc.get_objects(2))
         gc.freeze()
-        if self.counts.frozen_since > self._reclaim_after:
-            # A quarter of the set frozen anew since it was last whole (an upper bound of its
-            # growth: what died since is not subtracted). Closed connections' cycles may be
-            # among it: walk everything once, now, while the growth (a storm, churn) is under way.
-            gc.unfreeze()
-            self._reclaiming = True
-            _soon(gc.collect)
+        if self._unexplained() > self._grown_past:
+            # Memory grew by the share since the set was last whole, and not by connections
+            # opened since: garbage nobody reported (or caches filling), which this bounds.
+            self._reclaim("growth")
 
 
 class GcPauses:

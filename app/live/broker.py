@@ -117,7 +117,7 @@ class _Link:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         try:
-            await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self.pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2
         except _FAILURES:
             pass
 

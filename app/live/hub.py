@@ -4,7 +4,8 @@ The hub keeps one Feed per account with local subscribers, subscribing the
 broker to the account's channel when the first arrives and unsubscribing when
 the last leaves (after `linger_seconds`: a feed left without subscribers keeps following
 its account that long, so that a reconnect storm resumes from what it holds, app.live.feed).
-It also knows every open connection, to drain them on shutdown."""
+It also knows every open connection, to drain them on shutdown, and tells the process's
+garbage-collector policy (`Lifetimes`, app.gc_policy) when each opened and ended."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.domain.changes import Change, LogRead
 from app.config import Settings
@@ -46,10 +48,33 @@ class Teardowns:
     stalled_at_drain: int = 0  # blocked in a write when a drain began (closed at once)
 
 
+class Lifetimes(Protocol):
+    """Who is told when a connection opens and ends (app.gc_policy.GcPolicy: a closed
+    connection is garbage it counts toward a reclaim)."""
+
+    def opened(self) -> int: ...
+
+    def ended(self, opened: int) -> None: ...
+
+
+class Unwatched:
+    """No one is told."""
+
+    def opened(self) -> int:
+        return 0
+
+    def ended(self, opened: int) -> None:
+        pass
+
+
+UNWATCHED = Unwatched()
+
+
 class Hub:
     def __init__(self, source: ChangeSource, broker: Broker, *, max_changes: int, replay_budget: int,
                  check_interval: float, digest_every: int = 0, conflate_lag_ms: int = 0,
-                 linger_seconds: float = 0.0, clock: Callable[[], float] = time.time) -> None:
+                 linger_seconds: float = 0.0, clock: Callable[[], float] = time.time,
+                 lifetimes: Lifetimes = UNWATCHED) -> None:
         self._source = source
         self._broker = broker
         self._max_changes = max_changes
@@ -68,7 +93,8 @@ class Hub:
         self._linger = linger_seconds  # LIVE_FEED_LINGER_SECONDS
         self._lingering: dict[str, asyncio.TimerHandle] = {}  # feeds without subscribers, until they stop
         self._stopping: set[asyncio.Task[None]] = set()
-        self._connections: set[Outbox] = set()
+        self._connections: dict[Outbox, int] = {}  # each open connection: its mark from `lifetimes`
+        self._lifetimes = lifetimes
         self._idle = asyncio.Event()
         self._idle.set()
         self._checker: asyncio.Task[None] | None = None
@@ -100,11 +126,13 @@ class Hub:
 
     # -- connections --------------------------------------------------------------
     def track(self, outbox: Outbox) -> None:
-        self._connections.add(outbox)
+        self._connections[outbox] = self._lifetimes.opened()
         self._idle.clear()
 
     def untrack(self, outbox: Outbox) -> None:
-        self._connections.discard(outbox)
+        opened = self._connections.pop(outbox, None)
+        if opened is not None:
+            self._lifetimes.ended(opened)
         if not self._connections:
             self._idle.set()
 
@@ -316,7 +344,7 @@ class Hub:
                 feed.check()
 
 
-def build_hub(source: ChangeSource, broker: Broker, settings: Settings) -> Hub:
+def build_hub(source: ChangeSource, broker: Broker, settings: Settings, lifetimes: Lifetimes = UNWATCHED) -> Hub:
     return Hub(
         source, broker,
         max_changes=settings.live_replay_max_changes,
@@ -325,4 +353,5 @@ def build_hub(source: ChangeSource, broker: Broker, settings: Settings) -> Hub:
         digest_every=settings.live_digest_every,
         conflate_lag_ms=settings.live_conflate_lag_ms,
         linger_seconds=settings.live_feed_linger_seconds,
+        lifetimes=lifetimes,
     )

@@ -101,8 +101,18 @@ class ServiceCollector(Collector):
         policy = self._gc_policy
         if policy is not None and policy.installed:
             c = policy.counts
-            yield CounterMetricFamily(f"{PREFIX}_gc_reclaims", "Whole-heap collections of the frozen set "
-                                      "(GC_POLICY=freeze)", value=c.reclaims)
+            reclaims = CounterMetricFamily(f"{PREFIX}_gc_reclaims", "Whole-heap collections of the frozen set "
+                                           "(GC_POLICY=freeze), by cause: ended (closed connections), growth "
+                                           "(allocated memory)", labels=["cause"])
+            for cause, n in c.reclaims_by_cause.items():
+                reclaims.add_metric([cause], n)
+            yield reclaims
+            yield GaugeMetricFamily(f"{PREFIX}_gc_allocated_blocks", "Memory blocks Python's small-object "
+                                    "allocator has handed out (sys.getallocatedblocks(); the policy's growth measure)",
+                                    value=policy.allocated_blocks())
+            yield GaugeMetricFamily(f"{PREFIX}_gc_ended_objects", "Garbage reported since the frozen set was "
+                                    "last made whole: closed connections that were frozen, in objects (an estimate)",
+                                    value=c.ended)
             yield GaugeMetricFamily(f"{PREFIX}_gc_frozen_objects", "Objects the policy has frozen: the set when "
                                     "last made whole plus what was frozen since (deaths not subtracted)",
                                     value=c.frozen_after_reclaim + c.frozen_since)

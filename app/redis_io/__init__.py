@@ -128,7 +128,7 @@ def connect(settings: Settings) -> Redis:
         timeout = settings.redis_socket_timeout or None
         hosts = [(h.rpartition(":")[0] or "127.0.0.1", int(h.rpartition(":")[2]))
                  for h in settings.redis_sentinels.split(",") if h.strip()]
-        sentinel = Sentinel(hosts, socket_timeout=timeout, socket_connect_timeout=timeout)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(hosts, socket_timeout=timeout, socket_connect_timeout=timeout)  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2
         client = sentinel.master_for(settings.redis_sentinel_master, socket_timeout=timeout,
                                      socket_connect_timeout=timeout)
         return SingleNode(client, "sentinel")

@@ -2,6 +2,7 @@
 encodes once per class, gaps are caught up, lost tails found, resets sent."""
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from app.gc_policy import OBJECTS_PER_CONNECTION, GcPolicy
 from app.storage import keys
 from app.domain.changes import Change
 from app.live.broker import Broker, parse_publication
@@ -245,6 +247,28 @@ async def test_draining_does_not_wait_for_a_connection_blocked_in_a_write(hub: H
     hub.untrack(stalled)
     hub.untrack(fine)
     await asyncio.wait_for(task, 1)
+
+
+async def test_each_connection_that_ends_is_told_to_the_collector_policy(store: SessionStore) -> None:
+    # The process's collector policy counts a closed connection as garbage only if it was
+    # frozen, i.e. a full collection ran while it was open (app.gc_policy).
+    policy = GcPolicy()
+    policy.install()
+    try:
+        h = Hub(store, Broker(store.redis), max_changes=1000, replay_budget=100_000, check_interval=60,
+                lifetimes=policy)
+        frozen, young = Outbox(1000), Outbox(1000)
+        h.track(frozen)
+        gc.collect()
+        h.track(young)
+        h.untrack(young)
+        assert policy.counts.ended == 0
+        h.untrack(frozen)
+        assert policy.counts.ended == OBJECTS_PER_CONNECTION
+        h.untrack(frozen)  # once
+        assert policy.counts.ended == OBJECTS_PER_CONNECTION and h.connection_count == 0
+    finally:
+        policy.uninstall()
 
 
 def test_publications_parse_the_commit_script_format() -> None:

@@ -78,6 +78,8 @@ async def run_traffic(server: ServiceProcess, client: LiveClient, good: str, for
     assert metrics[("callstate_gc_pause_seconds_count", (("generation", "2"),))] >= 2
     assert metrics[("python_gc_collections_total", (("generation", "2"),))] >= 2
     assert metrics[("callstate_gc_frozen_objects", ())] > 10_000
+    assert {labels for (name, labels) in metrics if name == "callstate_gc_reclaims_total"} == {
+        (("cause", "ended"),), (("cause", "growth"),)}
     assert sum(v for (name, labels), v in metrics.items()
                if name == "callstate_ingest_rejected_total" and ("route", "/twilio/status") in labels) == 1
 
