@@ -63,7 +63,7 @@ from typing import Any
 from app.observability.tally import LATENCY_BUCKETS, Histogram
 
 RECLAIM_SHARE = 0.25  # reported garbage vs the frozen set: CPython's own threshold for a full collection
-GROWTH_SHARE = 1.0  # growth of allocated memory blocks since the set was last whole, net of new connections
+GROWTH_SHARE = 2.0  # growth of allocated memory blocks since the set was last whole, net of new connections
 RECLAIM_FLOOR = 10_000  # objects of reported garbage before the whole heap is walked, at the least
 OBJECTS_PER_CONNECTION = 80  # tracked objects a live socket adds (measured: 436k with 5,000, 816k with 10,000)
 BLOCKS_PER_CONNECTION = 95  # memory blocks an idle live socket adds (98 measured, 1,343 to 5,000 sockets): not garbage
@@ -79,6 +79,7 @@ class GcCounts:
     frozen_after_reclaim: int = 0  # the frozen set's size when last made whole
     ended: int = 0  # reported garbage since the set was last made whole: frozen connections closed, in objects
     live: int = 0  # connections open (opened and not yet ended)
+    reclaimed: int = 0  # objects the whole-heap collections found unreachable (and freed), all told
     reclaims_by_cause: dict[str, int] = field(default_factory=lambda: {"ended": 0, "growth": 0})
 
 
@@ -184,6 +185,7 @@ class GcPolicy:
         self._full += 1
         if self._reclaiming is not None:  # this one walked the whole heap
             self.counts.reclaims += 1
+            self.counts.reclaimed += info["collected"]
             self.counts.reclaims_by_cause[self._reclaiming] += 1
             self._reclaiming = None
             gc.freeze()

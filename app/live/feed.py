@@ -196,6 +196,12 @@ class Feed:
         for op in self._ops:
             if isinstance(op, _Join) and not op.done.done():
                 op.done.cancel()
+        # What it remembers goes now, by reference count: the feed itself (its task refers back
+        # to it) is cyclic garbage, which in a serving process may wait frozen until the heap is
+        # next walked (app.gc_policy), and its relayed changes are ~50 memory blocks each.
+        self._ops.clear()
+        self._forget()
+        self._arrival_cursors, self._arrival_ms = [], []
 
     def publish(self, change: Change) -> None:
         if self._queued_changes >= self._inbox_limit:

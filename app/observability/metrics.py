@@ -107,6 +107,9 @@ class ServiceCollector(Collector):
             for cause, n in c.reclaims_by_cause.items():
                 reclaims.add_metric([cause], n)
             yield reclaims
+            yield CounterMetricFamily(f"{PREFIX}_gc_reclaimed_objects", "Objects the whole-heap collections "
+                                      "found unreachable and freed (the garbage the frozen set held)",
+                                      value=c.reclaimed)
             yield GaugeMetricFamily(f"{PREFIX}_gc_allocated_blocks", "Memory blocks Python's small-object "
                                     "allocator has handed out (sys.getallocatedblocks(); the policy's growth measure)",
                                     value=policy.allocated_blocks())

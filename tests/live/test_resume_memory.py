@@ -198,12 +198,17 @@ async def test_a_lingering_feed_stops_after_its_linger_and_a_return_keeps_it(sto
         assert hub._feeds["A"] is feed and channel in hub._broker._wanted  # lingering
         back, box, _ = await _connect(hub, MANAGER)  # a return within the linger keeps the feed
         assert hub._feeds["A"] is feed and "A" not in hub._lingering
+        await store.commit("A", "S1", setting(endpoint_id="E1"))
+        assert (await take(box))["cursor"] == 1
+        assert feed.recent(feed.epoch, 0, 1000) is not None  # relayed, remembered
         await hub.close(back)
         await until(lambda: "A" not in hub._feeds and not hub._stopping)
         assert channel not in hub._broker._wanted
+        # Stopped, it holds nothing: the feed may wait as frozen garbage (app.gc_policy), its memory not.
+        assert feed.recent(feed.epoch, 0, 1000) is None
         again, box, _ = await _connect(hub, MANAGER)  # and a later one subscribes again
-        await store.commit("A", "S1", setting(endpoint_id="E1"))
-        assert (await take(box))["cursor"] == 1 and hub._feeds["A"] is not feed
+        await store.commit("A", "S1", setting(endpoint_id="E2"))
+        assert (await take(box))["cursor"] == 2 and hub._feeds["A"] is not feed
         await hub.close(again)
     finally:
         await hub.stop()
