@@ -31,21 +31,26 @@ the garbage (and the rest is frozen again), when there is reason to think garbag
 - **reported garbage**: every live connection (WebSocket, SSE, long poll: the hub's) that was
   frozen (a full collection ran while it was open) and has closed is counted as
   `OBJECTS_PER_CONNECTION` objects of garbage (`opened`, `ended`). A quarter of the frozen set
-  (`reclaim_share`) of those and the set is made whole;
+  (`reclaim_share`) of those and the set is made whole. A draining hub reports nothing (the
+  process is about to exit). A stopped feed lets go of what it held (app.live.feed), so only
+  its shell waits;
 - **unreported garbage** (anything else that was frozen and died in a cycle: an HTTP keep-alive
   connection, a finished task's traceback): bounded by growth. Once the process's allocated
-  memory blocks (`sys.getallocatedblocks()`, read after each full collection: ~50 us) have grown
-  by half (`growth_share`) since the set was last whole, it is made whole.
+  memory blocks (`sys.getallocatedblocks()`, read after each full collection: ~50 us), less
+  `BLOCKS_PER_CONNECTION` for each connection opened since, have grown by as much as they were
+  when the set was last whole (`growth_share`), and by at least `growth_floor`, it is made whole.
 
 Why not growth alone (this policy's first version: a quarter of the set frozen anew): steady
 traffic freezes, at each full collection, whatever it has in flight at that moment (queued
 frames, requests), and almost all of it then dies by reference count. Counted as growth, that
 handed a set of 1,000 sockets back every ~30 s of 20,000 frames/s: a 133 ms stall (three full
-collections) in traffic, the fan-out ramp's 150 ms p99 (bench/README.md). Memory blocks count
-what is alive, so traffic alone no longer adds up to a reclaim: a storm of new sockets does
-(while it lasts), closed ones do (as they close), and garbage nobody reported does, bounded
-by `growth_share` of the heap. Connections that close and are not replaced are reclaimed as
-they close.
+collections) in traffic, the fan-out ramp's 150 ms p99, and 700 ms at 10,000 sockets
+(bench/README.md). Memory blocks count what is alive, so traffic alone does not add up to a
+reclaim. Nor does a storm of new sockets (their blocks are accounted for), nor the feeds'
+memory of what they relayed filling up with traffic (up to ~100 blocks a change; ~500k blocks
+in 5 s at 1,000 events/s: hence the floor, in a process that started at ~250k). Closed
+connections are walked for as they close. What is left to the growth rule is garbage nobody
+reports: in the push and fan-out benches the whole-heap walks it started freed ~2% of the heap.
 
 Installed once per serving process by the composition root (`app.composition.serving`), not
 by `create_app`: an app built in a test process leaves that process's collector alone."""
@@ -63,7 +68,8 @@ from typing import Any
 from app.observability.tally import LATENCY_BUCKETS, Histogram
 
 RECLAIM_SHARE = 0.25  # reported garbage vs the frozen set: CPython's own threshold for a full collection
-GROWTH_SHARE = 2.0  # growth of allocated memory blocks since the set was last whole, net of new connections
+GROWTH_SHARE = 1.0  # growth of allocated memory blocks since the set was last whole, net of new connections
+GROWTH_FLOOR = 1_000_000  # ... and at least this many blocks (~60 MB): caches filling in a small process
 RECLAIM_FLOOR = 10_000  # objects of reported garbage before the whole heap is walked, at the least
 OBJECTS_PER_CONNECTION = 80  # tracked objects a live socket adds (measured: 436k with 5,000, 816k with 10,000)
 BLOCKS_PER_CONNECTION = 95  # memory blocks an idle live socket adds (98 measured, 1,343 to 5,000 sockets): not garbage
@@ -85,7 +91,8 @@ class GcCounts:
 
 class GcPolicy:
     def __init__(self, reclaim_share: float = RECLAIM_SHARE, reclaim_floor: int = RECLAIM_FLOOR,
-                 growth_share: float = GROWTH_SHARE, blocks_per_connection: int = BLOCKS_PER_CONNECTION,
+                 growth_share: float = GROWTH_SHARE, growth_floor: int = GROWTH_FLOOR,
+                 blocks_per_connection: int = BLOCKS_PER_CONNECTION,
                  blocks: Callable[[], int] = sys.getallocatedblocks) -> None:
         if reclaim_share < 0:
             raise ValueError(f"reclaim_share must be >= 0, not {reclaim_share}")
@@ -94,6 +101,7 @@ class GcPolicy:
         self.reclaim_share = reclaim_share
         self.reclaim_floor = reclaim_floor
         self.growth_share = growth_share
+        self.growth_floor = growth_floor
         self.blocks_per_connection = blocks_per_connection
         self.counts = GcCounts()
         self._blocks = blocks
@@ -160,7 +168,8 @@ class GcPolicy:
         self.counts.ended = 0
         self._reclaim_after = max(self.reclaim_floor, int(frozen * self.reclaim_share))
         self._live_when_whole = self.counts.live
-        self._grown_past = int(self._unexplained() * (1 + self.growth_share))
+        unexplained = self._unexplained()
+        self._grown_past = unexplained + max(self.growth_floor, int(unexplained * self.growth_share))
 
     def _unexplained(self) -> int:
         """Allocated memory blocks, less what the connections opened since the set was whole hold."""

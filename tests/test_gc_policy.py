@@ -25,13 +25,14 @@ def _tracked(obj: object) -> bool:
     return any(o is obj for o in gc.get_objects())
 
 
-def _grow() -> list[Node]:
-    """New objects until the process's allocated memory blocks have doubled, made with automatic
-    collections off (they would hand the set back while the objects are made, before the test
-    looks)."""
+def _grow(policy: GcPolicy) -> list[Node]:
+    """New objects until the process's allocated memory blocks have grown past the policy's
+    growth share, made with automatic collections off (they would hand the set back while the
+    objects are made, before the test looks)."""
     gc.disable()
     try:
-        target = 2 * sys.getallocatedblocks()
+        blocks = sys.getallocatedblocks()
+        target = int(blocks + 1.1 * max(policy.growth_floor, policy.growth_share * blocks))
         grown: list[Node] = []
         while sys.getallocatedblocks() < target:
             grown.extend(Node() for _ in range(10_000))
@@ -43,8 +44,9 @@ def _grow() -> list[Node]:
 @pytest.fixture
 def policy(request: pytest.FixtureRequest) -> Iterator[GcPolicy]:
     share = getattr(request, "param", "default")
-    # "eager": reported garbage of half the set hands it back, however small the process
-    p = GcPolicy(reclaim_share=0.5, reclaim_floor=0) if share == "eager" else GcPolicy()
+    # "eager": reported garbage of half the set hands it back, however small the process; either
+    # way, growth is counted without the floor (a process as small as this one's heap)
+    p = GcPolicy(reclaim_share=0.5, reclaim_floor=0, growth_floor=0) if share == "eager" else GcPolicy(growth_floor=0)
     p.install()
     try:
         yield p
@@ -100,14 +102,14 @@ def test_frozen_objects_that_die_by_reference_count_go_at_once(policy: GcPolicy)
     assert gc.get_freeze_count() == frozen - 1
 
 
-def test_frozen_cyclic_garbage_is_reclaimed_once_memory_grew_by_half(policy: GcPolicy) -> None:
+def test_frozen_cyclic_garbage_is_reclaimed_once_memory_grew_by_the_share(policy: GcPolicy) -> None:
     cycle = Node()
     gone = weakref.ref(cycle)
     gc.collect()  # alive: frozen
     del cycle  # now frozen cyclic garbage, which a collection skips, and nobody reported it
     assert gone() is not None
-    grown = _grow()
-    gc.collect()  # the heap doubled since the set was whole: handed back for the next full collection
+    grown = _grow(policy)
+    gc.collect()  # grown past the share since the set was whole: handed back for the next full collection
     gc.collect()  # which walks everything
     assert gone() is None
     assert policy.counts.reclaims_by_cause == {"ended": 0, "growth": 1}
@@ -145,7 +147,7 @@ def test_traffic_frozen_in_flight_that_dies_by_reference_count_never_hands_the_s
 def test_growth_that_the_connections_opened_since_explain_is_no_reason_to_walk(policy: GcPolicy) -> None:
     # A storm of new sockets is live memory, not garbage: walking the heap for it finds nothing.
     opened = [policy.opened() for _ in range(100)]
-    grown = _grow()  # the heap doubled: past the growth share, unless explained
+    grown = _grow(policy)  # past the growth share, unless explained
     policy.blocks_per_connection = sys.getallocatedblocks() // len(opened)  # each explains 1% of it
     gc.collect()
     assert policy.counts.reclaims == 0 and policy.counts.live == len(opened)
@@ -209,7 +211,7 @@ async def test_in_an_event_loop_the_whole_heap_collection_runs_at_the_next_turn(
     await asyncio.sleep(0)  # frozen, and whatever the first collection asked for has run
     gone = weakref.ref(cycle)
     del cycle  # frozen cyclic garbage
-    grown = _grow()  # past the growth share (half) at the next full collection
+    grown = _grow(policy)  # past the growth share at the next full collection
     reclaims = policy.counts.reclaims
     gc.collect()  # skips the frozen cycle, freezes `grown`, hands the set back
     assert gone() is not None

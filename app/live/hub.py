@@ -131,7 +131,7 @@ class Hub:
 
     def untrack(self, outbox: Outbox) -> None:
         opened = self._connections.pop(outbox, None)
-        if opened is not None:
+        if opened is not None and not self.draining:  # a draining process exits: no heap walk for it
             self._lifetimes.ended(opened)
         if not self._connections:
             self._idle.set()

@@ -267,6 +267,11 @@ async def test_each_connection_that_ends_is_told_to_the_collector_policy(store: 
         assert policy.counts.ended == OBJECTS_PER_CONNECTION
         h.untrack(frozen)  # once
         assert policy.counts.ended == OBJECTS_PER_CONNECTION and h.connection_count == 0
+        h.track(frozen)
+        gc.collect()
+        h.draining = True  # the process is about to exit: walking its heap for garbage would only slow that
+        h.untrack(frozen)
+        assert policy.counts.ended == OBJECTS_PER_CONNECTION
     finally:
         policy.uninstall()
 
