@@ -16,8 +16,9 @@ from app.auth.tokens import Principal
 from app.domain.visibility import Viewer
 from app.live.broker import Broker
 from app.live.outbox import Outbox
-from app.live.presence import Presence
+from app.live.presence import TICK_PARTS, Lease, Presence, part_of
 from app.redis_io import wrap
+from app.storage import keys
 from app.storage.presence_store import PresenceStore
 
 LEASE, INTERVAL = 10.0, 2.0
@@ -261,3 +262,28 @@ async def test_a_clean_stop_leaves_at_once(world: tuple[Process, Process, Clock]
     await a.presence.stop()
     assert (await heard(manager))["left"]["endpointId"] == "E1"
     assert a.presence.lease_count == 0
+
+
+async def test_the_ticks_of_one_interval_renew_each_account_once_in_its_own_part(
+        world: tuple[Process, Process, Clock]) -> None:
+    # Spread over the interval (TICK_PARTS batches), not one batch of every lease at once.
+    a, _, clock = world
+    others = [f"A{n}" for n in range(2, 200)]
+    other = next(acc for acc in others if part_of(acc, TICK_PARTS) != part_of("A1", TICK_PARTS))
+    mine = await a.presence.arrive(principal("alice", "E1"))
+    theirs = await a.presence.arrive(Principal("olga", other, "E9", frozenset(("User",)), "Olga", 2e9))
+    assert mine is not None and theirs is not None
+
+    async def expiry(lease: Lease) -> float | None:
+        score: float | None = await a.redis.client.zscore(keys.presence_leases(lease.account_id), lease.connection_id)
+        return score
+
+    joined = await expiry(mine), await expiry(theirs)
+    clock.now += INTERVAL
+    await a.presence.tick(part_of("A1", TICK_PARTS), TICK_PARTS)
+    assert await expiry(mine) == joined[0] + INTERVAL * 1000  # renewed
+    assert await expiry(theirs) == joined[1]  # not its part
+    for part in range(TICK_PARTS):  # the rest of the interval
+        if part != part_of("A1", TICK_PARTS):
+            await a.presence.tick(part, TICK_PARTS)
+    assert (await expiry(mine), await expiry(theirs)) == (joined[0] + INTERVAL * 1000, joined[1] + INTERVAL * 1000)
