@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.gc_policy import FULL_AFTER_YOUNG, OBJECTS_PER_CONNECTION, GcPolicy
+from app.gc_policy import FULL_AFTER_MIDDLE, MIDDLE_AFTER_YOUNG, OBJECTS_PER_CONNECTION, GcPolicy
 
 
 class Node:
@@ -62,7 +62,8 @@ def test_what_start_up_made_is_frozen_and_handed_back_on_uninstall() -> None:
     try:
         assert gc.get_freeze_count() > 0
         assert not _tracked(before)
-        assert gc.get_threshold() == (*thresholds[:2], min(thresholds[2], FULL_AFTER_YOUNG))
+        assert gc.get_threshold() == (thresholds[0], min(thresholds[1], MIDDLE_AFTER_YOUNG),
+                                      min(thresholds[2], FULL_AFTER_MIDDLE))
     finally:
         p.uninstall()
     assert gc.get_freeze_count() == 0
