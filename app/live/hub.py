@@ -22,7 +22,7 @@ from typing import Protocol
 
 from app.domain.changes import Change, LogRead
 from app.config import Settings
-from app.live import protocol, resume
+from app.live import protocol, resume, spread
 from app.live.broker import Broker
 from app.live.feed import Feed, Lag, Stats, Subscriber, Who
 from app.live.outbox import Outbox
@@ -337,10 +337,16 @@ class Hub:
 
     async def _check_periodically(self) -> None:
         """Pub/sub can lose a message silently; a lost last change has no later
-        change to reveal the gap. Comparing with the store's head finds it."""
-        while True:
-            await asyncio.sleep(self._check_interval)
-            for feed in list(self._feeds.values()):
+        change to reveal the gap. Comparing with the store's head finds it: each feed
+        once an interval, in its account's part of it (app.live.spread), not all at once."""
+        for part in itertools.cycle(range(spread.PARTS)):
+            await asyncio.sleep(self._check_interval / spread.PARTS)
+            self.check(part, spread.PARTS)
+
+    def check(self, part: int = 0, parts: int = 1) -> None:
+        """Check the feeds of the accounts in `part` of `parts` (by default, all of them)."""
+        for account_id, feed in list(self._feeds.items()):
+            if spread.part_of(account_id, parts) == part:
                 feed.check()
 
 

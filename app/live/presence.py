@@ -3,8 +3,8 @@
 Each live connection (WebSocket or SSE) of a principal with an endpoint holds a
 lease (app.storage.presence_store). Every `interval`, this process renews every
 lease it holds and sweeps the expired leases of every account it holds leases in or
-has presence watchers for, in `TICK_PARTS` batches spread over the interval (each
-account in the same part every time, so each is still renewed once an interval: one
+has presence watchers for, in batches spread over the interval (app.live.spread: each
+account in the same one every time, so each is still renewed once an interval; one
 batch for 10,000 sockets was a 37 ms stall of the event loop every 2 s, the push
 bench's p99 at 100 events/s, issue 14): a process that died stops renewing, and
 the first sweep after its leases ran out, on whichever process, publishes the
@@ -23,7 +23,6 @@ import itertools
 import logging
 import os
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,7 +31,8 @@ from app.config import Settings
 from app.domain import presence as rules
 from app.domain.presence import BadPresence, PresenceEvent
 from app.domain.visibility import Viewer
-from app.live import protocol
+from app.live import protocol, spread
+from app.live.spread import part_of
 from app.live.outbox import Outbox
 from app.live.protocol import Message
 from app.redis_io import REDIS_DOWN
@@ -42,12 +42,6 @@ from app.storage.session_store import StoreUnavailable
 log = logging.getLogger("app.live.presence")
 _FAILURES = (StoreUnavailable, *REDIS_DOWN, asyncio.TimeoutError)
 _PENDING_MAX = 1000  # changes held for a watcher while its list is read; past it, read again
-TICK_PARTS = 10  # batches per interval (accounts by a hash of their id)
-
-
-def part_of(account_id: str, parts: int) -> int:
-    """Which of `parts` ticks an account's leases are renewed and swept in (stable across processes)."""
-    return zlib.crc32(account_id.encode()) % parts if parts > 1 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +157,10 @@ class Presence:
                 log.warning("presence: leaving %s at stop failed: %s", account, exc)
 
     async def _tick_periodically(self) -> None:
-        for part in itertools.cycle(range(TICK_PARTS)):
-            await asyncio.sleep(self.interval_seconds / TICK_PARTS)
+        for part in itertools.cycle(range(spread.PARTS)):
+            await asyncio.sleep(self.interval_seconds / spread.PARTS)
             try:
-                await self.tick(part, TICK_PARTS)
+                await self.tick(part, spread.PARTS)
             except _FAILURES as exc:
                 log.warning("presence tick failed (leases are renewed at the next): %s", exc)
             except Exception:  # noqa: BLE001 - the ticks must go on, or every lease of this process runs out
@@ -227,7 +221,7 @@ class Presence:
     async def tick(self, part: int = 0, parts: int = 1) -> None:
         """One batch: renew this process's leases, sweep the accounts it serves; join
         again any lease found gone (this process was paused past its lease). Only the
-        accounts of `part` of `parts` (`part_of`); by default, all of them."""
+        accounts of `part` of `parts` (`spread.part_of`); by default, all of them."""
         now = self._clock()
         renew = {account: list(held) for account, held in self._leases.items() if part_of(account, parts) == part}
         ended: dict[str, dict[str, Lease]] = {}  # leaving now: their grace is over

@@ -18,6 +18,7 @@ from app.domain.changes import Change
 from app.live.broker import Broker, parse_publication
 from app.live.hub import Draining, Hub
 from app.live.outbox import Outbox
+from app.live.spread import PARTS, part_of
 from app.live.protocol import Message
 from app.domain.positions import Position
 from app.live.views import Viewer, visible_sessions
@@ -123,6 +124,29 @@ async def test_a_lost_last_change_is_found_by_the_position_check(hub: Hub, store
     await store.commit("A", "S1", setting(endpoint_id="E1"))
     msg = await take(box, timeout=3)  # check_interval is 0.2s
     assert msg["type"] == "patch" and msg["cursor"] == 1
+
+
+async def test_a_position_check_covers_the_feeds_of_its_part_of_the_interval(store: SessionStore) -> None:
+    # Spread over the interval (app.live.spread), each account's feed checked in its own part.
+    h = Hub(store, Broker(store.redis), max_changes=1000, replay_budget=100_000, check_interval=3600)
+    await h.start()
+    try:
+        other = next(f"B{n}" for n in range(100) if part_of(f"B{n}", PARTS) != part_of("A", PARTS))
+        mine, theirs = Outbox(100_000), Outbox(100_000)
+        await h.open(MANAGER, mine, None)
+        await h.open(Viewer(other, None, True), theirs, None)
+        await take(mine)
+        await take(theirs)
+        h._broker._on_change = lambda change: None  # pub/sub loses everything
+        await store.commit("A", "S1", setting(endpoint_id="E1"))
+        await store.commit(other, "S1", setting(endpoint_id="E1"))
+        h.check(part_of("A", PARTS), PARTS)
+        assert (await take(mine))["cursor"] == 1
+        await expect_quiet(theirs)  # not its part
+        h.check(part_of(other, PARTS), PARTS)
+        assert (await take(theirs))["cursor"] == 1
+    finally:
+        await h.stop()
 
 
 async def test_a_gap_the_log_cannot_fill_resets_the_subscriber(hub: Hub, store: SessionStore) -> None:

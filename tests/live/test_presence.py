@@ -16,7 +16,8 @@ from app.auth.tokens import Principal
 from app.domain.visibility import Viewer
 from app.live.broker import Broker
 from app.live.outbox import Outbox
-from app.live.presence import TICK_PARTS, Lease, Presence, part_of
+from app.live.presence import Lease, Presence
+from app.live.spread import PARTS, part_of
 from app.redis_io import wrap
 from app.storage import keys
 from app.storage.presence_store import PresenceStore
@@ -266,10 +267,10 @@ async def test_a_clean_stop_leaves_at_once(world: tuple[Process, Process, Clock]
 
 async def test_the_ticks_of_one_interval_renew_each_account_once_in_its_own_part(
         world: tuple[Process, Process, Clock]) -> None:
-    # Spread over the interval (TICK_PARTS batches), not one batch of every lease at once.
+    # Spread over the interval (PARTS batches), not one batch of every lease at once.
     a, _, clock = world
     others = [f"A{n}" for n in range(2, 200)]
-    other = next(acc for acc in others if part_of(acc, TICK_PARTS) != part_of("A1", TICK_PARTS))
+    other = next(acc for acc in others if part_of(acc, PARTS) != part_of("A1", PARTS))
     mine = await a.presence.arrive(principal("alice", "E1"))
     theirs = await a.presence.arrive(Principal("olga", other, "E9", frozenset(("User",)), "Olga", 2e9))
     assert mine is not None and theirs is not None
@@ -280,10 +281,10 @@ async def test_the_ticks_of_one_interval_renew_each_account_once_in_its_own_part
 
     joined = await expiry(mine), await expiry(theirs)
     clock.now += INTERVAL
-    await a.presence.tick(part_of("A1", TICK_PARTS), TICK_PARTS)
+    await a.presence.tick(part_of("A1", PARTS), PARTS)
     assert await expiry(mine) == joined[0] + INTERVAL * 1000  # renewed
     assert await expiry(theirs) == joined[1]  # not its part
-    for part in range(TICK_PARTS):  # the rest of the interval
-        if part != part_of("A1", TICK_PARTS):
-            await a.presence.tick(part, TICK_PARTS)
+    for part in range(PARTS):  # the rest of the interval
+        if part != part_of("A1", PARTS):
+            await a.presence.tick(part, PARTS)
     assert (await expiry(mine), await expiry(theirs)) == (joined[0] + INTERVAL * 1000, joined[1] + INTERVAL * 1000)
