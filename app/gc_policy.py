@@ -24,8 +24,8 @@ right after a whole-heap one, and the count of what was frozen anew, below.) To 
 them small, the policy also makes them come sooner: a generation-1 collection after every two
 young ones (`MIDDLE_AFTER_YOUNG`, CPython's default 10) and a full one after every
 generation-1 one (`FULL_AFTER_MIDDLE`, 10), so a full collection walks what two young
-collections left, not what a hundred did. With 10,000 sockets at 100 events/s (the feeds keep
-~14 tracked objects for each change they relayed, app.live.feed) a full collection walked ~35k
+collections left, not what a hundred did. With 10,000 sockets at 100 events/s (the feeds kept
+~14 tracked objects for each change they relayed, app.live.feed; ~10 now, app.domain.changes) a full collection walked ~35k
 objects, 35-45 ms, with CPython's thresholds and ~5k, 3-10 ms, with these: push p99 34 -> 16 ms.
 
 Objects that die by reference counting still go at once, frozen or not; only frozen *cyclic*

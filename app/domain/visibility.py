@@ -79,8 +79,9 @@ class Audience(Protocol):
     def endpoints(self) -> Container[str]: ...
 
 
-class Visibility(msgspec.Struct, array_like=True, frozen=True):
-    """Who a session reaches (within its account); carried by each change entry, before and after."""
+class Visibility(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """Who a session reaches (within its account); carried by each change entry, before and after
+    (untracked by the cyclic collector, like the entry: app.domain.changes)."""
 
     active: bool
     endpoints: list[str]
