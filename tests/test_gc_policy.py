@@ -129,6 +129,24 @@ def test_below_the_share_frozen_garbage_waits(policy: GcPolicy) -> None:
     assert policy.counts.reclaims == 0
 
 
+def test_growth_past_the_share_but_under_the_floor_waits() -> None:
+    # Caches filling in a small process (the feeds' relayed changes) are growth, not garbage.
+    p = GcPolicy(growth_floor=10 * sys.getallocatedblocks())
+    p.install()
+    try:
+        cycle = Node()
+        gone = weakref.ref(cycle)
+        gc.collect()
+        del cycle
+        grown = _grow(GcPolicy(growth_floor=0))  # past the share (it doubles the heap), not the floor
+        gc.collect()
+        gc.collect()
+        assert gone() is not None and p.counts.reclaims == 0
+        assert grown
+    finally:
+        p.uninstall()
+
+
 def test_traffic_frozen_in_flight_that_dies_by_reference_count_never_hands_the_set_back(policy: GcPolicy) -> None:
     # What a serving process has in flight at each full collection (queued frames, requests) is
     # frozen with it, and then dies by reference count. Counted as growth, twice the heap of it

@@ -201,7 +201,8 @@ class Feed:
         # next walked (app.gc_policy), and its relayed changes are ~50 memory blocks each.
         self._ops.clear()
         self._forget()
-        self._arrival_cursors, self._arrival_ms = [], []
+        self._arrival_cursors.clear()
+        self._arrival_ms.clear()
 
     def publish(self, change: Change) -> None:
         if self._queued_changes >= self._inbox_limit:

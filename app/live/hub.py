@@ -339,8 +339,7 @@ class Hub:
         """Pub/sub can lose a message silently; a lost last change has no later
         change to reveal the gap. Comparing with the store's head finds it: each feed
         once an interval, in its account's part of it (app.live.spread), not all at once."""
-        for part in itertools.cycle(range(spread.PARTS)):
-            await asyncio.sleep(self._check_interval / spread.PARTS)
+        async for part in spread.ticks(self._check_interval):
             self.check(part, spread.PARTS)
 
     def check(self, part: int = 0, parts: int = 1) -> None:

@@ -32,7 +32,6 @@ from app.domain import presence as rules
 from app.domain.presence import BadPresence, PresenceEvent
 from app.domain.visibility import Viewer
 from app.live import protocol, spread
-from app.live.spread import part_of
 from app.live.outbox import Outbox
 from app.live.protocol import Message
 from app.redis_io import REDIS_DOWN
@@ -157,8 +156,7 @@ class Presence:
                 log.warning("presence: leaving %s at stop failed: %s", account, exc)
 
     async def _tick_periodically(self) -> None:
-        for part in itertools.cycle(range(spread.PARTS)):
-            await asyncio.sleep(self.interval_seconds / spread.PARTS)
+        async for part in spread.ticks(self.interval_seconds):
             try:
                 await self.tick(part, spread.PARTS)
             except _FAILURES as exc:
@@ -223,10 +221,10 @@ class Presence:
         again any lease found gone (this process was paused past its lease). Only the
         accounts of `part` of `parts` (`spread.part_of`); by default, all of them."""
         now = self._clock()
-        renew = {account: list(held) for account, held in self._leases.items() if part_of(account, parts) == part}
+        renew = {account: list(held) for account, held in self._leases.items() if spread.part_of(account, parts) == part}
         ended: dict[str, dict[str, Lease]] = {}  # leaving now: their grace is over
         for account, gone in list(self._ended.items()):
-            if part_of(account, parts) != part:
+            if spread.part_of(account, parts) != part:
                 continue
             over = {c: lease for c, lease in gone.items() if now - self._ended_at.get(c, now) >= self.leave_grace_seconds}
             for connection_id in over:
@@ -239,7 +237,7 @@ class Presence:
             else:
                 del self._ended[account]
         watched = [account for account, watchers in self._watchers.items()
-                   if watchers and part_of(account, parts) == part]
+                   if watchers and spread.part_of(account, parts) == part]
         try:
             ticked = await self._store.tick(renew, watched, now_ms=rules.now_ms(now),
                                             expiry_ms=rules.expiry_ms(now, self.lease_seconds),
